@@ -1,0 +1,42 @@
+"""Shared fixtures: the devices to run contract tests on, and small reproducible inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    return request.param
+
+
+def padded_batch(batch: int = 3, length: int = 12, dim: int = 16, seed: int = 0):
+    """(x, mask) where sample 1 keeps 7 real tokens and sample 2 keeps 4; sample 0 is full."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, length, dim, generator=gen)
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    mask[1, 7:] = False
+    if batch > 2:
+        mask[2, 4:] = False
+    return x, mask
+
+
+def scramble_padding(x: torch.Tensor, mask: torch.Tensor, seed: int = 1) -> torch.Tensor:
+    """The same batch with different (large) values at every padded position."""
+    gen = torch.Generator().manual_seed(seed)
+    noise = 100 * torch.randn(x.shape, generator=gen).to(x.dtype)
+    pad = ~mask
+    while pad.dim() < x.dim():
+        pad = pad[..., None]
+    return torch.where(pad.to(x.device), noise.to(x.device), x)
+
+
+def assert_every_parameter_learns(module: torch.nn.Module, out: torch.Tensor) -> None:
+    """Backward through a random projection (a plain sum can cancel under normalisation)."""
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(3)).to(out)
+    (out.float() * weights.float()).sum().backward()
+    dead = [n for n, p in module.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead, f"no gradient reaches {dead}"
