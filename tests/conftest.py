@@ -13,6 +13,19 @@ def device(request) -> str:
     return request.param
 
 
+def run_on(module: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, device: str) -> torch.Tensor:
+    """Forward on ``device``: float32 on CPU, bf16 autocast on CUDA (the trainer's precision there)."""
+    x, mask = x.to(device), mask.to(device)
+    if device == "cuda":
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return module(x, mask)
+    return module(x, mask)
+
+
+def tolerance(device: str) -> float:
+    return 2e-2 if device == "cuda" else 1e-5
+
+
 def padded_batch(batch: int = 3, length: int = 12, dim: int = 16, seed: int = 0):
     """(x, mask) where sample 1 keeps 7 real tokens and sample 2 keeps 4; sample 0 is full."""
     gen = torch.Generator().manual_seed(seed)

@@ -22,7 +22,8 @@ CHUNK_ELEMENTS = 1 << 22  # 16 MiB of float32 per chunk of the tanh tensor
 def _chunk_scores(q: Tensor, k: Tensor, energy: Tensor) -> Tensor:
     # q (B, H, c, hd), k (B, H, Tk, hd), energy (H, hd) -> (B, H, c, Tk)
     hidden = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (B, H, c, Tk, hd)
-    return torch.einsum("bhqkd,hd->bhqk", hidden, energy)
+    # A broadcast matmul, not einsum: einsum copies ``hidden`` into a layout of its own.
+    return (hidden @ energy[:, None, :, None]).squeeze(-1)
 
 
 class AdditiveScore(nn.Module):

@@ -1,15 +1,14 @@
 """Suite ``attention``: forward+backward time of every family against sequence length, and peak memory.
 
 Memory is measured in a fresh child process as growth of its peak resident set
-(CPU) or as ``max_memory_allocated`` (CUDA), so one run cannot hide inside
-another's allocations.
+(CPU, Linux's VmHWM) or as ``max_memory_allocated`` (CUDA), so one run cannot
+hide inside another's allocations.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import platform
-import resource
 from pathlib import Path
 
 import matplotlib
@@ -51,9 +50,25 @@ def _peak_memory_child(name: str, length: int, device: str, out) -> None:
         step()
         out.put((torch.cuda.max_memory_allocated() - base) / 2**20)
         return
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _reset_peak_rss_kib()
     step()
-    out.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)  # KiB -> MiB
+    out.put((_status_kib("VmHWM") - base) / 1024)
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def _reset_peak_rss_kib() -> int:
+    """Reset the peak resident set to the current one; returns it (KiB).
+
+    ``ru_maxrss`` would not do: Linux carries it over from the parent across
+    fork and exec, so a child started after a large run reports no growth.
+    """
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    return _status_kib("VmHWM")
 
 
 def peak_memory_mib(name: str, length: int, device: str) -> float:
