@@ -53,3 +53,16 @@ def assert_every_parameter_learns(module: torch.nn.Module, out: torch.Tensor) ->
     (out.float() * weights.float()).sum().backward()
     dead = [n for n, p in module.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead, f"no gradient reaches {dead}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a real PostgreSQL server started for this test session (see tests/postgres_server.py)."""
+    import os
+
+    from tests.postgres_server import find_binary, postgres_server
+
+    if find_binary("initdb") is None and not os.environ.get("CI"):
+        pytest.skip("PostgreSQL server binaries are not installed here (.ci/run installs them)")
+    with postgres_server() as url:
+        yield url
