@@ -1,0 +1,205 @@
+"""Argument parsing for the scripts, and nothing else: each ``*_main`` parses, calls the library, prints.
+
+A user mistake ends as one line, ``<prog>: error: <what and what is allowed>``,
+and exit status 2; Ctrl-C during a search exits 130 after saying how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors on one line (no usage dump), pointing at --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds > 0")
+    return value
+
+
+def _search_parser() -> argparse.ArgumentParser:
+    from nas.space import space_names
+    from nas.study import PRUNERS, SAMPLERS, SearchConfig
+    from nas.tasks import task_families
+
+    d = SearchConfig()
+    parser = _Parser(
+        prog="search.py",
+        description="Search composite attention models for a task with Optuna. --trials is the study's total of "
+                    "finished trials: rerun the same command to resume after Ctrl-C or a crash.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--trials", type=_positive_int, default=d.trials,
+                        help="finished (complete + pruned) trials the study should hold")
+    parser.add_argument("--task", default=d.task, help=f"task to search on; one of {', '.join(task_families())}")
+    parser.add_argument("--space", default=d.space,
+                        help=f"search space: a name in search_spaces/ ({', '.join(space_names())}) or a YAML path")
+    parser.add_argument("--study", default=None, help="study name (default: <task>-<space>)")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL, e.g. postgresql://user@host/db (default: sqlite:///results/<study>.db)")
+    parser.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,
+                        help="tpe: multivariate TPE over grouped conditional parameters")
+    parser.add_argument("--pruner", choices=PRUNERS, default=d.pruner,
+                        help="hyperband: resource = epochs, from 1 to --max-epochs")
+    parser.add_argument("--max-epochs", type=_positive_int, default=d.max_epochs, help="epochs per trial at most")
+    parser.add_argument("--timeout", type=_seconds, default=None,
+                        help="seconds for the whole run: no trial starts after it (default: none)")
+    parser.add_argument("--trial-timeout", type=_seconds, default=None,
+                        help="seconds of training per trial; its best epoch so far stands (default: none)")
+    parser.add_argument("--seed", type=int, default=d.seed, help="seeds the data split, the sampler and every trial")
+    parser.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--allow-space-change", action="store_true",
+                        help="resume a study with a search space other than the one it was made with")
+    parser.add_argument("--results", default=d.results_dir, help="folder for the default storage and data cache")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no line per trial")
+    return parser
+
+
+def search_main(argv: list[str] | None = None) -> int:
+    """``scripts/search.py``: run or resume a search; returns the exit status."""
+    from nas.study import SearchConfig, run_search
+
+    args = _search_parser().parse_args(argv)
+    config = SearchConfig(
+        trials=args.trials, task=args.task, space=args.space, study=args.study, storage=args.storage,
+        sampler=args.sampler, pruner=args.pruner, max_epochs=args.max_epochs, timeout=args.timeout,
+        trial_timeout=args.trial_timeout, seed=args.seed, device=args.device,
+        allow_space_change=args.allow_space_change, quiet=args.quiet, results_dir=args.results,
+    )
+    resume = f"python {sys.argv[0] if argv is None else 'scripts/search.py'} " + shlex.join(
+        sys.argv[1:] if argv is None else argv)
+    try:
+        outcome = run_search(config)
+    except ValueError as err:
+        print(f"search.py: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted before the search started; nothing was recorded. Run again: {resume}", file=sys.stderr)
+        return INTERRUPTED
+    if outcome.status == "interrupted":
+        print(f"\ninterrupted: {outcome.finished} of {outcome.trials} trials finished and kept in {outcome.storage}; "
+              f"resume with: {resume}", file=sys.stderr)
+        return INTERRUPTED
+    return 1 if outcome.status == "failing" else 0
+
+
+def benchmark_main(argv: list[str] | None = None) -> int:
+    """``scripts/benchmark.py SUITE``: run a benchmark suite, write its CSV and plot, print its table."""
+    from nas.benchmarks import run_suite, suite_names
+
+    parser = _Parser(prog="benchmark.py", description="Run a benchmark suite; it writes CSV and PNG under --out.",
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("suite", choices=suite_names(), help="the suite to run")
+    parser.add_argument("--out", type=Path, default=Path("results/benchmarks"), help="output folder")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run with fewer sizes")
+    args = parser.parse_args(argv)
+    try:
+        table = run_suite(args.suite, args.out, device=args.device, quick=args.quick)
+    except ValueError as err:
+        print(f"benchmark.py: error: {err}", file=sys.stderr)
+        return 2
+    print(table.to_string(index=False))
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+def _study_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", metavar="NAME", default=None,
+                        help="study name (default: the only study in --storage, or the only results/*.db)")
+    parser.add_argument("--storage", metavar="URL", default=None,
+                        help="Optuna storage URL, SQLite or PostgreSQL (default: sqlite:///<results>/<study>.db)")
+    parser.add_argument("--results", metavar="DIR", type=Path, default=Path("results"),
+                        help="results folder: default storage, the search's kept weights, data cache, outputs "
+                             "(default: results)")
+
+
+def report_main(argv: list[str] | None = None) -> int:
+    """``scripts/report.py``: write ``<results>/<study>/report.md`` with its PNGs and ranking.csv; print the top."""
+    from nas.artifacts import study_dir
+    from nas.report import terminal_table, write_report
+    from nas.stored import open_study, resolve_study
+
+    parser = _Parser(prog="report.py",
+                     description="Rank the trials of a study, draw its plots and write report.md, from the storage alone.")
+    _study_arguments(parser)
+    parser.add_argument("--top", metavar="K", type=_positive_int, default=10, help="rows in the top table (default: 10)")
+    parser.add_argument("--out", metavar="DIR", type=Path, default=None, help="output folder (default: <results>/<study>)")
+    args = parser.parse_args(argv)
+    try:
+        name, url = resolve_study(args.study, args.storage, args.results)
+        study = open_study(name, url)
+        out = args.out or study_dir(args.results, name)
+        report = write_report(study, out, top=args.top, export_dir=study_dir(args.results, name) / "best",
+                              results_dir=args.results, storage_url=url)
+    except ValueError as err:
+        print(f"report.py: error: {err}", file=sys.stderr)
+        return 2
+    print(f"top {len(report.top)} of study {name!r} (metric: {study.user_attrs.get('metric', '?')}):")
+    print(terminal_table(report.top))
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"\nreport: {out / 'report.md'} ({len(report.files)} files)")
+    return 0
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    """``scripts/export.py``: write arch.json, model.safetensors, metrics.json and MODEL.md of one trial."""
+    from nas.artifacts import study_dir
+    from nas.export import export_trial
+    from nas.stored import open_study, resolve_study
+
+    parser = _Parser(prog="export.py",
+                     description="Export a trial as a folder that load_model rebuilds: the best by default.")
+    _study_arguments(parser)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--trial", metavar="N", type=int, default=None,
+                       help="trial number to export (a Pareto point for multi-objective studies)")
+    which.add_argument("--best", action="store_true",
+                       help="the best trial (the default; for multi-objective studies the most accurate Pareto point)")
+    parser.add_argument("--retrain-epochs", metavar="E", type=_positive_int, default=None,
+                        help="retrain the spec on train + validation for E epochs instead of using the kept weights")
+    parser.add_argument("--out", metavar="DIR", type=Path, default=None, help="export folder (default: <results>/<study>/best)")
+    parser.add_argument("--force", action="store_true", help="replace an export already in --out")
+    parser.add_argument("--device", default="auto",
+                        help="auto (default), cpu, cuda, cuda:N or mps: where the test metric is measured and retraining runs")
+    args = parser.parse_args(argv)
+    try:
+        name, url = resolve_study(args.study, args.storage, args.results)
+        study = open_study(name, url)
+        out = args.out or study_dir(args.results, name) / "best"
+        result = export_trial(study, out, trial=args.trial, results_dir=args.results,
+                              retrain_epochs=args.retrain_epochs, force=args.force, device=args.device, storage_url=url)
+    except ValueError as err:
+        print(f"export.py: error: {err}", file=sys.stderr)
+        return 2
+    m = result.metrics
+    val = "-" if m["val"] is None else f"{m['val']:.4f}"
+    print(f"exported trial {result.trial} of study {name!r} to {out}: {m['summary']}")
+    print(f"validation {m['metric']} {val}, test {m['metric']} {m['test']:.4f}, {m['params']:,} parameters")
+    print(f"load it with: from nas import load_model; model = load_model({str(out)!r})")
+    return 0

@@ -1,0 +1,115 @@
+"""What a running search shows: a bar, one line per finished trial, and the closing table.
+
+The table is computed as a DataFrame (:func:`top_trials`) apart from its printing,
+so the report can reuse it and tests can check it without reading text.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def best_value(trials: list[FrozenTrial], larger_is_better: bool) -> float | None:
+    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not values:
+        return None
+    return max(values) if larger_is_better else min(values)
+
+
+def trial_line(trial: FrozenTrial) -> str:
+    """``#12   COMPLETE val=0.9613 test=0.9499   3.1s  2x dot/h4 | d=64 ...``"""
+    attrs = trial.user_attrs
+    state = trial.state.name
+    if trial.state == TrialState.FAIL:
+        outcome = f"reason: {attrs.get('reason', 'unknown')}"
+    else:
+        val, test = attrs.get("best_val"), attrs.get("test")
+        outcome = f"val={_num(val)} test={_num(test)}"
+        if trial.state == TrialState.PRUNED:
+            outcome += f" after {attrs.get('epochs', 0)} ep"
+    seconds = attrs.get("train_seconds")
+    took = f"{seconds:6.1f}s" if seconds is not None else "     - "
+    return f"#{trial.number:<4} {state:<8} {outcome:<38} {took}  {attrs.get('summary', '')}"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+class Progress:
+    """Optuna callback: prints a line per finished trial and advances a bar of finished trials.
+
+    The bar (trials finished of the total, best so far, elapsed, time left) is
+    drawn only on a terminal; lines go to ``out`` unless ``quiet``.
+    """
+
+    def __init__(self, total: int, trials: list[FrozenTrial], larger_is_better: bool, quiet: bool = False,
+                 out: IO[str] | None = None):
+        self.out = out or sys.stdout
+        self.quiet = quiet
+        self.larger_is_better = larger_is_better
+        self.best = best_value(trials, larger_is_better)
+        done = sum(t.state in FINISHED for t in trials)
+        self.bar = tqdm(total=total, initial=done, unit="trial", desc="trials", dynamic_ncols=True,
+                        disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+        self._show_best()
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if not self.quiet:
+            self.bar.write(trial_line(trial), file=self.out)
+        if trial.state == TrialState.COMPLETE and trial.value is not None:
+            improved = self.best is None or (trial.value > self.best if self.larger_is_better else trial.value < self.best)
+            self.best = trial.value if improved else self.best
+        if trial.state in FINISHED:
+            self.bar.update(1)
+        self._show_best()
+
+    def _show_best(self) -> None:
+        if self.best is not None:
+            self.bar.set_postfix_str(f"best={self.best:.4f}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def top_trials(trials: list[FrozenTrial], larger_is_better: bool, k: int = 5) -> pd.DataFrame:
+    """The ``k`` best complete trials, best first: number, validation and test metric, cost, summary."""
+    rows = [
+        {
+            "trial": t.number,
+            "val": t.value,
+            "test": t.user_attrs.get("test"),
+            "epochs": t.user_attrs.get("epochs"),
+            "params": t.user_attrs.get("params"),
+            "seconds": t.user_attrs.get("train_seconds"),
+            "architecture": t.user_attrs.get("summary"),
+        }
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.value is not None
+    ]
+    table = pd.DataFrame(rows, columns=["trial", "val", "test", "epochs", "params", "seconds", "architecture"])
+    return table.sort_values(["val", "trial"], ascending=[not larger_is_better, True]).head(k).reset_index(drop=True)
+
+
+def print_summary(trials: list[FrozenTrial], larger_is_better: bool, study_name: str, storage: str,
+                  out: IO[str] | None = None) -> None:
+    """The top five as a table, then the commands that report and export the study."""
+    out = out or sys.stdout
+    table = top_trials(trials, larger_is_better)
+    if table.empty:
+        print("no trial has completed yet", file=out)
+    else:
+        with pd.option_context("display.max_colwidth", 90, "display.width", 200):
+            print(f"\ntop {len(table)} of {sum(t.state in FINISHED for t in trials)} finished trials:", file=out)
+            formats = {"val": _num, "test": _num, "seconds": lambda v: "-" if v is None else f"{v:.1f}"}
+            print(table.to_string(index=False, formatters=formats), file=out)
+    where = f"--study {study_name} --storage {storage}"
+    print(f"\nreport: python scripts/report.py {where}\nexport: python scripts/export.py {where}", file=out)

@@ -1,0 +1,145 @@
+"""The search in-process on the tiny space: totals, resume, refusal, records, determinism, pruning."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.model import build_model
+from nas.space import SPACES_DIR
+from nas.spec import ArchSpec
+from nas.study import SearchConfig, StudyError, run_search
+from nas.tasks import load_task
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+RECORDED = {"arch", "summary", "arch_hash", "train_config", "seed", "device", "params", "flops", "latency_ms",
+            "val_history", "best_val", "best_epoch", "test", "epochs", "train_seconds"}
+
+
+def search(tmp_path, **changes):
+    settings = {"space": "tiny", "trials": 3, "max_epochs": 3, "results_dir": str(tmp_path), "quiet": True, **changes}
+    out = io.StringIO()
+    outcome = run_search(SearchConfig(**settings), out=out)
+    return outcome, out.getvalue()
+
+
+def stored(outcome) -> optuna.Study:
+    return optuna.load_study(study_name=outcome.study_name, storage=outcome.storage)
+
+
+def snapshot(trials) -> list[tuple]:
+    return [(t.number, t.state, t.params, t.value, t.user_attrs.get("val_history"), t.user_attrs.get("arch"))
+            for t in trials]
+
+
+def test_same_seed_gives_the_same_candidates_in_the_same_order_with_the_same_values(tmp_path):
+    first, _ = search(tmp_path / "a", trials=5, max_epochs=2)
+    second, _ = search(tmp_path / "b", trials=5, max_epochs=2)
+    other, _ = search(tmp_path / "c", trials=2, max_epochs=1, seed=1)
+    assert snapshot(stored(first).trials) == snapshot(stored(second).trials)
+    assert len(stored(first).trials) == 5
+    assert [t.params for t in stored(first).trials[:2]] != [t.params for t in stored(other).trials]
+
+
+def test_trials_is_the_total_so_a_rerun_runs_only_what_is_missing(tmp_path):
+    outcome, text = search(tmp_path)
+    assert outcome.status == "done" and outcome.finished == 3
+    before = snapshot(stored(outcome).trials)
+
+    again, text = search(tmp_path)
+    assert again.status == "already_done" and "already has 3 finished trials" in text
+    assert snapshot(stored(again).trials) == before
+
+    more, _ = search(tmp_path, trials=5)
+    trials = stored(more).trials
+    assert more.finished == 5 and sum(t.state in FINISHED for t in trials) == 5
+    assert snapshot(trials[:3]) == before
+
+
+def test_every_trial_records_what_report_and_export_need(tmp_path):
+    outcome, text = search(tmp_path, trials=6, max_epochs=4)
+    study = stored(outcome)
+    assert study.user_attrs["task"] == "digits" and study.user_attrs["space"] == "tiny"
+    assert study.user_attrs["seed"] == 0 and len(study.user_attrs["space_hash"]) == 16
+    input_spec = load_task("digits").input_spec
+    for trial in study.trials:
+        attrs = trial.user_attrs
+        assert RECORDED <= set(attrs), RECORDED - set(attrs)
+        spec = ArchSpec.from_json(attrs["arch"])
+        assert spec.summary() == attrs["summary"] and spec.hash() == attrs["arch_hash"]
+        assert attrs["params"] == sum(p.numel() for p in build_model(spec, input_spec).parameters())
+        assert attrs["flops"] > 0 and attrs["latency_ms"] > 0 and attrs["device"] == "cpu"
+        assert len(attrs["val_history"]) == attrs["epochs"] and attrs["best_val"] == max(attrs["val_history"])
+        assert 0 <= attrs["test"] <= 1
+        if trial.state == TrialState.COMPLETE:
+            assert trial.value == attrs["best_val"] and attrs["epochs"] == 4
+        else:
+            assert attrs["reason"].startswith("pruned after epoch") and attrs["epochs"] < 4
+    assert "top " in text and "scripts/report.py --study digits-tiny" in text
+
+
+def test_hyperband_prunes_trials_early(tmp_path):
+    outcome, _ = search(tmp_path, trials=8, max_epochs=4)
+    epochs = [t.user_attrs["epochs"] for t in stored(outcome).trials if t.state == TrialState.PRUNED]
+    assert epochs and max(epochs) < 4
+
+
+def copy_tiny(folder, change: str = ""):
+    folder.mkdir()
+    path = folder / "tiny.yaml"
+    shutil.copy(SPACES_DIR / "tiny.yaml", path)
+    if change:
+        path.write_text(path.read_text().replace("d_model: [8, 16]", change))
+    return str(path)
+
+
+def test_resume_with_another_space_or_seed_is_refused_and_leaves_the_study_alone(tmp_path):
+    outcome, _ = search(tmp_path, trials=2, study="s")
+    before = (snapshot(stored(outcome).trials), stored(outcome).user_attrs)
+    changed = copy_tiny(tmp_path / "changed", "d_model: [8, 16, 32]")
+    with pytest.raises(StudyError, match=r"study 's' was made with search space 'tiny'.*--allow-space-change"):
+        search(tmp_path, trials=4, study="s", space=changed)
+    with pytest.raises(StudyError, match=r"study 's' was made with seed=0, not 1; rerun with --seed 0"):
+        search(tmp_path, trials=4, study="s", seed=1)
+    assert (snapshot(stored(outcome).trials), stored(outcome).user_attrs) == before
+
+    unchanged, _ = search(tmp_path, trials=3, study="s", space=copy_tiny(tmp_path / "copy"))  # same choices, other file
+    assert unchanged.finished == 3
+    allowed, _ = search(tmp_path, trials=4, study="s", space=changed, allow_space_change=True)
+    assert allowed.finished == 4 and stored(allowed).user_attrs["space_hash"] != before[1]["space_hash"]
+    assert "d_model@[8,16,32]" in stored(allowed).trials[-1].params  # a changed choice is a new parameter
+    assert stored(allowed).user_attrs["space_origin"] == before[1]["space_origin"]
+
+
+def test_a_candidate_that_crashes_is_recorded_and_a_broken_setup_stops(tmp_path, monkeypatch):
+    def broken(self, model, config, on_epoch=None):
+        raise RuntimeError("out of memory\ndetails")
+
+    monkeypatch.setattr("nas.train.Trainer.fit", broken)
+    outcome, text = search(tmp_path, trials=5)
+    trials = stored(outcome).trials
+    assert outcome.status == "failing" and outcome.finished == 0
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert trials[0].user_attrs["reason"] == "RuntimeError: out of memory"
+    assert "3 trials in a row failed" in text
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"trials": 0}, r"trials=0 must be an integer >= 1"),
+    ({"sampler": "cmaes"}, r"sampler='cmaes' is unknown; allowed: tpe, random, gp, nsga2"),
+    ({"pruner": "asha"}, r"pruner='asha' is unknown; allowed: hyperband, median, none"),
+    ({"timeout": -1.0}, r"timeout=-1.0 must be a number of seconds > 0"),
+])
+def test_config_mistakes_are_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        SearchConfig(**changes)
+
+
+@pytest.mark.parametrize("sampler", ["random", "gp", "nsga2"])
+def test_every_sampler_runs(tmp_path, sampler):
+    outcome, _ = search(tmp_path, trials=2, max_epochs=1, sampler=sampler, pruner="none")
+    assert outcome.finished == 2
