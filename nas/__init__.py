@@ -12,4 +12,14 @@ __all__ = [
     "MixerSpec",
     "SpecError",
     "build_model",
+    "load_model",
 ]
+
+
+def __getattr__(name: str):
+    # load_model pulls in the search and storage stack; import it only when asked for.
+    if name == "load_model":
+        from nas.export import load_model
+
+        return load_model
+    raise AttributeError(f"module 'nas' has no attribute {name!r}")
