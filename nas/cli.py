@@ -21,6 +21,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default, except ``None`` and ``False`` ones, whose help already says what happens."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -41,6 +51,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _device_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no device; give e.g. 0,1 or cuda:0,cuda:1 or cpu")
+    return names
+
+
 def _search_parser() -> argparse.ArgumentParser:
     from nas.space import space_names
     from nas.study import PRUNERS, SAMPLERS, SearchConfig
@@ -51,7 +68,7 @@ def _search_parser() -> argparse.ArgumentParser:
         prog="search.py",
         description="Search composite attention models for a task with Optuna. --trials is the study's total of "
                     "finished trials: rerun the same command to resume after Ctrl-C or a crash.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     parser.add_argument("--trials", type=_positive_int, default=d.trials,
                         help="finished (complete + pruned) trials the study should hold")
@@ -72,6 +89,12 @@ def _search_parser() -> argparse.ArgumentParser:
                         help="seconds of training per trial; its best epoch so far stands (default: none)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seeds the data split, the sampler and every trial")
     parser.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--jobs", type=_positive_int, default=d.jobs,
+                        help="worker processes on the one storage; for many machines run the same command on each "
+                             "with one --storage postgresql://...")
+    parser.add_argument("--devices", type=_device_list, default=None,
+                        help="devices the workers spread over, e.g. 0,1 (CUDA indices) or cpu; several workers may "
+                             "share one (default: every CUDA device with --device auto, else --device)")
     parser.add_argument("--allow-space-change", action="store_true",
                         help="resume a study with a search space other than the one it was made with")
     parser.add_argument("--results", default=d.results_dir, help="folder for the default storage and data cache")
@@ -89,6 +112,7 @@ def search_main(argv: list[str] | None = None) -> int:
         sampler=args.sampler, pruner=args.pruner, max_epochs=args.max_epochs, timeout=args.timeout,
         trial_timeout=args.trial_timeout, seed=args.seed, device=args.device,
         allow_space_change=args.allow_space_change, quiet=args.quiet, results_dir=args.results,
+        jobs=args.jobs, devices=args.devices,
     )
     resume = f"python {sys.argv[0] if argv is None else 'scripts/search.py'} " + shlex.join(
         sys.argv[1:] if argv is None else argv)
@@ -112,7 +136,7 @@ def benchmark_main(argv: list[str] | None = None) -> int:
     from nas.benchmarks import run_suite, suite_names
 
     parser = _Parser(prog="benchmark.py", description="Run a benchmark suite; it writes CSV and PNG under --out.",
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                     formatter_class=_DefaultsFormatter)
     parser.add_argument("suite", choices=suite_names(), help="the suite to run")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks"), help="output folder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")

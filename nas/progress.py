@@ -48,18 +48,18 @@ class Progress:
     """Optuna callback: prints a line per finished trial and advances a bar of finished trials.
 
     The bar (trials finished of the total, best so far, elapsed, time left) is
-    drawn only on a terminal; lines go to ``out`` unless ``quiet``.
+    drawn only on a terminal and unless ``bar`` is False (a worker of several); lines go to ``out`` unless ``quiet``.
     """
 
     def __init__(self, total: int, trials: list[FrozenTrial], larger_is_better: bool, quiet: bool = False,
-                 out: IO[str] | None = None):
+                 out: IO[str] | None = None, bar: bool = True):
         self.out = out or sys.stdout
         self.quiet = quiet
         self.larger_is_better = larger_is_better
         self.best = best_value(trials, larger_is_better)
         done = sum(t.state in FINISHED for t in trials)
         self.bar = tqdm(total=total, initial=done, unit="trial", desc="trials", dynamic_ncols=True,
-                        disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+                        disable=quiet or not bar or not sys.stderr.isatty(), file=sys.stderr)
         self._show_best()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:

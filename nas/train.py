@@ -15,7 +15,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -133,13 +133,16 @@ class Trainer:
         return float(total) / max(count, 1)
 
     def fit(self, model: nn.Module, config: TrainConfig,
-            on_epoch: Callable[[int, float], bool] | None = None) -> FitResult:
+            on_epoch: Callable[[int, float], bool] | None = None,
+            on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> FitResult:
         """Train ``model`` in place; after each epoch ``on_epoch(epoch, val_metric)`` may answer True to stop.
 
         Stops early on a non-finite loss or metric (as pruned, with the reason),
         on ``config.time_limit`` (keeping the best epoch so far) or when
         ``on_epoch`` says so. The best epoch's weights are loaded back into
-        ``model`` and measured once on the test split.
+        ``model`` and measured once on the test split. After every epoch that does
+        not stop the run, ``on_checkpoint(state)`` receives everything needed to
+        go on; ``fit(..., resume=state)`` goes on from it as if never stopped.
         """
         torch.manual_seed(config.seed)  # dropout draws from the global generator
         shuffle = torch.Generator().manual_seed(config.seed)
@@ -148,8 +151,9 @@ class Trainer:
         steps = config.max_epochs * math.ceil(len(self.train) / config.batch_size)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, config.warmup))
         result = FitResult(self.metric)
+        first = 1 if resume is None else self._restore(resume, model, optimizer, schedule, shuffle, result)
         start = time.perf_counter()
-        for epoch in range(1, config.max_epochs + 1):
+        for epoch in range(first, config.max_epochs + 1):
             epoch_start = time.perf_counter()
             order = torch.randperm(len(self.train), generator=shuffle).to(self.device)
             loss_sum = torch.zeros((), device=self.device)
@@ -179,11 +183,31 @@ class Trainer:
                 break
             if result.stop_reason is not None:
                 break
+            if on_checkpoint is not None and epoch < config.max_epochs:
+                on_checkpoint({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scheduler": schedule.state_dict(), "rng": torch.get_rng_state(),
+                               "shuffle": shuffle.get_state(), "val_history": result.val_history,
+                               "epoch_seconds": result.epoch_seconds, "best_epoch": result.best_epoch,
+                               "best_metric": result.best_metric, "best_state": result.best_state})
         result.train_seconds = time.perf_counter() - start
         if result.best_state is not None:
             model.load_state_dict(result.best_state)
             result.test_metric = self.evaluate(model, self.test)
         return result
+
+
+    @staticmethod
+    def _restore(state: dict, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any,
+                 shuffle: torch.Generator, result: FitResult) -> int:
+        """Load a checkpoint's states into the run; returns the epoch to go on with."""
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        shuffle.set_state(state["shuffle"])
+        result.val_history, result.epoch_seconds = list(state["val_history"]), list(state["epoch_seconds"])
+        result.best_epoch, result.best_metric, result.best_state = state["best_epoch"], state["best_metric"], state["best_state"]
+        return int(state["epoch"]) + 1
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:

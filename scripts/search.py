@@ -7,4 +7,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # works without
 
 from nas.cli import search_main  # noqa: E402
 
-raise SystemExit(search_main())
+if __name__ == "__main__":  # --jobs spawns workers, which import this file again as __mp_main__
+    raise SystemExit(search_main())

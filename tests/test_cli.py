@@ -76,7 +76,7 @@ def test_help_lists_every_flag_with_its_default(capsys):
                  "--timeout", "--trial-timeout", "--seed", "--device", "--allow-space-change", "--quiet"):
         assert flag in text
     for default in ("(default: 200)", "(default: digits)", "(default: default)", "(default: tpe)",
-                    "(default: hyperband)", "(default: 12)", "(default: 0)", "(default: auto)",
+                    "(default: hyperband)", "(default: 8)", "(default: 0)", "(default: auto)",
                     "sqlite:///results/<study>.db", "default, example, tiny"):
         assert default in text, default
 

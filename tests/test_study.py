@@ -14,6 +14,7 @@ from nas.space import SPACES_DIR
 from nas.spec import ArchSpec
 from nas.study import SearchConfig, StudyError, run_search
 from nas.tasks import load_task
+from nas.train import Trainer
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RECORDED = {"arch", "summary", "arch_hash", "train_config", "seed", "device", "params", "flops", "latency_ms",
@@ -115,17 +116,37 @@ def test_resume_with_another_space_or_seed_is_refused_and_leaves_the_study_alone
     assert stored(allowed).user_attrs["space_origin"] == before[1]["space_origin"]
 
 
-def test_a_candidate_that_crashes_is_recorded_and_a_broken_setup_stops(tmp_path, monkeypatch):
-    def broken(self, model, config, on_epoch=None):
+def test_a_broken_setup_stops_when_most_recent_trials_fail(tmp_path, monkeypatch):
+    def broken(self, model, config, **hooks):
         raise RuntimeError("out of memory\ndetails")
 
     monkeypatch.setattr("nas.train.Trainer.fit", broken)
     outcome, text = search(tmp_path, trials=5)
     trials = stored(outcome).trials
     assert outcome.status == "failing" and outcome.finished == 0
-    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert [t.state for t in trials] == [TrialState.FAIL] * 10
     assert trials[0].user_attrs["reason"] == "RuntimeError: out of memory"
-    assert "3 trials in a row failed" in text
+    assert "10 or more of the last 20 trials failed, so something is systematically wrong" in text
+    assert "last reason: RuntimeError: out of memory" in text
+
+
+def test_a_candidate_that_crashes_fails_alone_with_its_traceback_and_the_study_goes_on(tmp_path, monkeypatch):
+    real_fit = Trainer.fit
+
+    def fails_once(self, model, config, **hooks):
+        if not fails_once.failed:
+            fails_once.failed = True
+            raise ValueError("bad candidate\ndetails")
+        return real_fit(self, model, config, **hooks)
+
+    fails_once.failed = False
+    monkeypatch.setattr("nas.train.Trainer.fit", fails_once)
+    outcome, _ = search(tmp_path, trials=2, max_epochs=1)
+    trials = stored(outcome).trials
+    assert outcome.status == "done" and outcome.finished == 2
+    assert trials[0].state == TrialState.FAIL and all(t.state in FINISHED for t in trials[1:])
+    assert trials[0].user_attrs["reason"] == "ValueError: bad candidate"
+    assert 'raise ValueError("bad candidate' in trials[0].user_attrs["traceback"]
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -143,3 +164,18 @@ def test_config_mistakes_are_refused(changes, message):
 def test_every_sampler_runs(tmp_path, sampler):
     outcome, _ = search(tmp_path, trials=2, max_epochs=1, sampler=sampler, pruner="none")
     assert outcome.finished == 2
+
+
+def test_a_duplicate_candidate_takes_the_finished_trials_result_without_training(tmp_path, monkeypatch):
+    first, _ = search(tmp_path, trials=1, max_epochs=1)
+    original = stored(first).trials[0]
+    stored(first).enqueue_trial(original.params)  # the next candidate: the same architecture and training
+    calls = []
+    real_fit = Trainer.fit
+    monkeypatch.setattr("nas.train.Trainer.fit", lambda *args, **kw: calls.append(1) or real_fit(*args, **kw))
+    second, _ = search(tmp_path, trials=2, max_epochs=1)
+    copy = stored(second).trials[1]
+    assert calls == [] and second.finished == 2
+    assert copy.user_attrs["copied_from"] == 0 and copy.state == original.state and copy.value == original.value
+    assert copy.user_attrs["val_history"] == original.user_attrs["val_history"]
+    assert copy.user_attrs["seed"] != original.user_attrs["seed"]

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from nas.checkpoint import load_checkpoint, save_checkpoint
 from nas.model import build_model
 from nas.spec import ArchSpec, AttentionSpec, BlockSpec, InputSpec, MixerSpec
 from nas.tasks import IGNORE_INDEX, Split, Task
@@ -150,3 +151,30 @@ def test_cuda_fit_uses_bf16_autocast_and_learns():
     model = build_model(SPEC, trainer.input_spec, seed=0)
     result = trainer.fit(model, TrainConfig(max_epochs=8, lr=3e-3, batch_size=32))
     assert result.best_metric > 0.6 and torch.backends.cuda.matmul.allow_tf32
+
+
+def test_a_run_resumed_from_its_checkpoint_matches_the_run_never_stopped(tmp_path):
+    trainer, config = Trainer(task(), "cpu"), TrainConfig(max_epochs=4, seed=3, lr=3e-3)
+    whole = trainer.fit(build_model(SPEC, trainer.input_spec, seed=0), config)
+    path = tmp_path / "trial_0.pt"
+
+    def crash_in_epoch_3(epoch: int, value: float) -> bool:
+        if epoch == 3:
+            raise RuntimeError("killed")
+        return False
+
+    with pytest.raises(RuntimeError, match="killed"):
+        trainer.fit(build_model(SPEC, trainer.input_spec, seed=0), config, on_epoch=crash_in_epoch_3,
+                    on_checkpoint=lambda state: save_checkpoint(path, state))
+    state = load_checkpoint(path)
+    assert state["epoch"] == 2
+    resumed = trainer.fit(build_model(SPEC, trainer.input_spec, seed=0), config, resume=state)
+    assert resumed.val_history == whole.val_history and resumed.test_metric == whole.test_metric
+
+
+def test_a_corrupt_checkpoint_is_ignored_with_a_warning(tmp_path):
+    path = tmp_path / "trial_0.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match=r"trial_0.pt' is corrupt .*the retry starts from epoch 0"):
+        assert load_checkpoint(path) is None
+    assert load_checkpoint(tmp_path / "absent.pt") is None

@@ -1,0 +1,66 @@
+"""Failures that are the candidate's fault, recorded and survived; and the rule that stops a broken search.
+
+A candidate that raises (out of memory on its device, a numerical error) fails
+its own trial with the reason and traceback as user attributes; the memory it
+held is freed and the search goes on. When most recent trials fail (``limit``
+of the last ``window`` that this search ran, counted over every worker), the
+fault is the setup's, not a candidate's, and the search stops saying so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import traceback
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+NOT_THE_CANDIDATES = ("interrupted", "surplus")  # reasons of trials that failed by the search's own doing
+WINDOW, LIMIT = 20, 10
+
+
+def record_failure(trial: optuna.Trial, err: BaseException) -> None:
+    """Store ``reason`` (the error's type and first line) and ``traceback`` on ``trial``."""
+    first = str(err).splitlines()[0] if str(err) else ""
+    trial.set_user_attr("reason", f"{type(err).__name__}: {first}")
+    trial.set_user_attr("traceback", "".join(traceback.format_exception(err)))
+
+
+def free_memory() -> None:
+    """Return what a failed candidate held: Python cycles, then the CUDA cache."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class FailureLimit:
+    """Optuna callback: stop when ``limit`` of the last ``window`` trials since the search began have failed."""
+
+    def __init__(self, window: int = WINDOW, limit: int = LIMIT):
+        self.window, self.limit, self.tripped = window, limit, False
+        self.since = dt.datetime.now()
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.FAIL:
+            free_memory()
+        ended = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                     TrialState.FAIL))
+                 if t.datetime_start is not None and t.datetime_start >= self.since
+                 and t.user_attrs.get("reason") not in NOT_THE_CANDIDATES]
+        recent = sorted(ended, key=lambda t: t.number)[-self.window:]
+        if sum(t.state == TrialState.FAIL for t in recent) >= self.limit:
+            self.tripped = True
+            study.stop()
+
+
+def failing_message(trials: list[FrozenTrial]) -> str:
+    """The line that says why a search stopped as failing, with the last failure's reason."""
+    failed = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("reason") not in NOT_THE_CANDIDATES]
+    last = failed[-1].user_attrs.get("reason", "unknown") if failed else "unknown"
+    return (f"stopped: {LIMIT} or more of the last {WINDOW} trials failed, so something is systematically wrong "
+            f"(the setup, not one candidate); last reason: {last}")
+
+
+__all__ = ["FailureLimit", "failing_message", "free_memory", "record_failure"]

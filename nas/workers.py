@@ -1,0 +1,85 @@
+"""Several worker processes on one study: spawned, each on its device, each opening the storage itself.
+
+Optuna's RDB storage is the shared state; a worker is the same trial loop the
+one-process search runs (:func:`nas.study.run_trials`), with its own sampler
+seed. Many machines: run the same command on each, pointed at one PostgreSQL
+storage.
+
+>>> assign_devices(("cuda:0", "cuda:1"), jobs=3, default="auto")
+['cuda:0', 'cuda:1', 'cuda:0']
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from nas.device import resolve_device
+
+EXIT_CODES = {"done": 0, "failing": 1, "timeout": 3, "interrupted": 130}
+WORST_FIRST = ("interrupted", "failing", "timeout", "done")
+
+
+def assign_devices(devices: tuple[str, ...] | None, jobs: int, default: str) -> list[str]:
+    """The device of each of ``jobs`` workers: ``devices`` in turn, or every CUDA device when ``default`` is auto.
+
+    Several workers may share one device (small trials); each named device must exist.
+    """
+    if devices is not None and not devices:
+        raise ValueError("devices=() names no device; give at least one, e.g. --devices 0,1 or --devices cpu")
+    if devices is None:
+        count = torch.cuda.device_count() if default == "auto" else 0
+        devices = tuple(f"cuda:{i}" for i in range(count)) if count > 1 else (default,)
+    names = [str(resolve_device(_device_name(d))) for d in devices]
+    return [names[i % len(names)] for i in range(jobs)]
+
+
+def _device_name(text: str) -> str:
+    return f"cuda:{text}" if text.strip().isdigit() else text.strip()
+
+
+def run_workers(config: Any, name: str, url: str, devices: list[str], existing: int, out: IO[str]) -> str:
+    """Run ``len(devices)`` spawned workers on study ``name`` until they end; returns the worst status."""
+    context = multiprocessing.get_context("spawn")  # fork would copy the parent's storage connections
+    workers = [context.Process(target=_work, args=(config, name, url, index, device, existing),
+                               name=f"nas-worker-{index}") for index, device in enumerate(devices)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    statuses = []
+    for index, worker in enumerate(workers):
+        status = next((s for s, code in EXIT_CODES.items() if code == worker.exitcode), None)
+        if status is None:
+            print(f"worker {index} died with exit code {worker.exitcode}; its trial is retried on the next run",
+                  file=out)
+            status = "failing"
+        statuses.append(status)
+    return next(s for s in WORST_FIRST if s in statuses)
+
+
+def _work(config: Any, name: str, url: str, index: int, device: str, existing: int) -> None:
+    import optuna
+
+    from nas.space import load_space
+    from nas.study import load_search_study, open_storage, run_trials, worker_seed
+    from nas.tasks import load_task
+    from nas.train import Trainer
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(url, heartbeat=True)
+    stored = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    space = load_space(config.space).renamed_against(stored.get("space_origin", stored["space_content"]))
+    task = load_task(config.task, seed=config.seed, cache_dir=Path(config.results_dir) / "cache")
+    trainer = Trainer(task, device)
+    study = load_search_study(config, name, storage, trainer.larger_is_better, worker_seed(config.seed, existing, index))
+    status = run_trials(study, space, trainer, config, study.get_trials(deepcopy=False), sys.stdout, bar=False)
+    sys.stdout.flush()
+    sys.exit(EXIT_CODES[status])
+
+
+__all__ = ["assign_devices", "run_workers"]

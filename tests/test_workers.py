@@ -1,0 +1,104 @@
+"""Several worker processes on one study: exact totals on SQLite and PostgreSQL, and the mistakes refused."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import nas.study
+from nas.cli import search_main
+from nas.study import SearchConfig, StudyError, open_storage, run_search
+from nas.workers import assign_devices
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def search_with_workers(tmp_path, jobs: int, trials: int, **changes):
+    config = SearchConfig(space="tiny", trials=trials, max_epochs=1, jobs=jobs, results_dir=str(tmp_path),
+                          quiet=True, study="w", **changes)
+    out = io.StringIO()
+    outcome = run_search(config, out=out)
+    return outcome, optuna.load_study(study_name="w", storage=outcome.storage).trials, out.getvalue()
+
+
+def assert_exact_total(outcome, trials, total: int) -> None:
+    assert outcome.status == "done" and outcome.finished == total
+    assert sum(t.state in FINISHED for t in trials) == total
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    for trial in trials:  # only surplus trials fail, and they never trained
+        assert trial.state in FINISHED or (trial.state == TrialState.FAIL and trial.user_attrs["reason"] == "surplus")
+        assert trial.state in FINISHED or "val_history" not in trial.user_attrs
+    assert len({t.user_attrs["seed"] for t in trials if t.state in FINISHED}) == total
+
+
+def test_four_workers_on_sqlite_end_with_exactly_the_requested_trials(tmp_path):
+    outcome, trials, text = search_with_workers(tmp_path, jobs=4, trials=8)
+    assert_exact_total(outcome, trials, 8)
+    assert "locked" not in text and "4 workers on cpu" in text
+    assert outcome.storage.startswith("sqlite:///")
+
+
+def test_three_workers_on_postgresql_end_with_exactly_the_requested_trials(tmp_path, postgres_url):
+    outcome, trials, _ = search_with_workers(tmp_path, jobs=3, trials=6, storage=postgres_url)
+    assert_exact_total(outcome, trials, 6)
+
+
+def test_a_trial_is_surplus_when_finished_and_running_trials_ahead_reach_the_total(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db")
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    running = study.ask()  # a worker's trial in hand, ahead of the next one
+    assert nas.study.is_surplus(study, running.number + 1, total=2)
+    assert not nas.study.is_surplus(study, running.number + 1, total=3)
+    assert not nas.study.is_surplus(study, running.number, total=2)  # a trial does not count itself
+
+
+def test_a_postgresql_url_without_its_driver_names_the_extra(monkeypatch):
+    real = nas.study.importlib.util.find_spec
+    monkeypatch.setattr(nas.study.importlib.util, "find_spec", lambda name: None if name == "psycopg" else real(name))
+    with pytest.raises(StudyError, match=r"install the 'postgres' extra: pip install -e '\.\[postgres\]'"):
+        open_storage("postgresql://user@localhost/db")
+
+
+def test_a_postgresql_server_that_refuses_is_one_clear_line(tmp_path, capsys):
+    status = search_main(["--space", "tiny", "--results", str(tmp_path), "--storage", "postgresql://u@127.0.0.1:9/db"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert "cannot open storage 'postgresql+psycopg://u@127.0.0.1:9/db'" in err and "refused" in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--jobs", "0"], "argument --jobs: '0' must be an integer >= 1"),
+    (["--devices", ","], "argument --devices: ',' names no device"),
+])
+def test_worker_flag_mistakes_are_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        search_main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and err.count("\n") == 1
+
+
+def test_devices_are_shared_in_turn_and_a_missing_one_is_refused():
+    assert assign_devices(("cpu",), jobs=3, default="auto") == ["cpu", "cpu", "cpu"]
+    assert assign_devices(None, jobs=2, default="cpu") == ["cpu", "cpu"]
+    with pytest.raises(ValueError, match=r"device='cuda:7'"):
+        assign_devices(("7",), jobs=2, default="auto")
+    with pytest.raises(ValueError, match=r"jobs=0 must be an integer >= 1"):
+        SearchConfig(jobs=0)
+
+
+def test_the_search_script_runs_workers(tmp_path):  # spawned workers import the script again: it must be guarded
+    script = Path(__file__).resolve().parents[1] / "scripts" / "search.py"
+    done = subprocess.run([sys.executable, str(script), "--space", "tiny", "--trials", "2", "--max-epochs", "1",
+                           "--jobs", "2", "--study", "w", "--results", str(tmp_path), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    trials = optuna.load_study(study_name="w", storage=f"sqlite:///{tmp_path}/w.db").trials
+    assert sum(t.state in FINISHED for t in trials) == 2 and "2 workers on cpu" in done.stdout
