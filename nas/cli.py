@@ -31,6 +31,7 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
             return action.help
         return super()._get_help_string(action)
 
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -141,9 +142,16 @@ def benchmark_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks"), help="output folder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run with fewer sizes")
+    budget = parser.add_argument_group("budget (search suites; the suite's own default when not given)")
+    budget.add_argument("--trials", type=_positive_int, default=None, help="trials per search")
+    budget.add_argument("--seeds", type=_positive_int, default=None, help="repeats with different seeds")
+    budget.add_argument("--minutes", type=_seconds, default=None, help="wall-time limit per search")
+    budget.add_argument("--tasks", type=lambda text: tuple(filter(None, text.split(","))), default=None,
+                        help="comma-separated task names")
     args = parser.parse_args(argv)
+    options = {k: getattr(args, k) for k in ("trials", "seeds", "minutes", "tasks") if getattr(args, k) is not None}
     try:
-        table = run_suite(args.suite, args.out, device=args.device, quick=args.quick)
+        table = run_suite(args.suite, args.out, device=args.device, quick=args.quick, **options)
     except ValueError as err:
         print(f"benchmark.py: error: {err}", file=sys.stderr)
         return 2

@@ -7,4 +7,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # works without
 
 from nas.cli import benchmark_main  # noqa: E402
 
-raise SystemExit(benchmark_main())
+if __name__ == "__main__":  # suites spawn processes, which import this file again as __mp_main__
+    raise SystemExit(benchmark_main())

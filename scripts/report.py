@@ -7,4 +7,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # works without
 
 from nas.cli import report_main  # noqa: E402
 
-raise SystemExit(report_main())
+if __name__ == "__main__":  # a spawned process imports this file again as __mp_main__
+    raise SystemExit(report_main())
