@@ -61,7 +61,7 @@ def _device_list(text: str) -> tuple[str, ...]:
 
 def _search_parser() -> argparse.ArgumentParser:
     from nas.space import space_names
-    from nas.study import PRUNERS, SAMPLERS, SearchConfig
+    from nas.study import OBJECTIVES, PRUNERS, SAMPLERS, SearchConfig
     from nas.tasks import task_families
 
     d = SearchConfig()
@@ -83,6 +83,10 @@ def _search_parser() -> argparse.ArgumentParser:
                         help="tpe: multivariate TPE over grouped conditional parameters")
     parser.add_argument("--pruner", choices=PRUNERS, default=d.pruner,
                         help="hyperband: resource = epochs, from 1 to --max-epochs")
+    parser.add_argument("--objectives", type=lambda text: tuple(filter(None, text.split(","))), default=None,
+                        help=f"several objectives, e.g. accuracy,params: the task metric and costs to minimise, of "
+                             f"{', '.join(OBJECTIVES)}; the search then finds a Pareto front and prunes on the "
+                             f"metric's learning curve (default: the task metric alone)")
     parser.add_argument("--max-epochs", type=_positive_int, default=d.max_epochs, help="epochs per trial at most")
     parser.add_argument("--timeout", type=_seconds, default=None,
                         help="seconds for the whole run: no trial starts after it (default: none)")
@@ -113,7 +117,7 @@ def search_main(argv: list[str] | None = None) -> int:
         sampler=args.sampler, pruner=args.pruner, max_epochs=args.max_epochs, timeout=args.timeout,
         trial_timeout=args.trial_timeout, seed=args.seed, device=args.device,
         allow_space_change=args.allow_space_change, quiet=args.quiet, results_dir=args.results,
-        jobs=args.jobs, devices=args.devices,
+        jobs=args.jobs, devices=args.devices, objectives=args.objectives or (),
     )
     resume = f"python {sys.argv[0] if argv is None else 'scripts/search.py'} " + shlex.join(
         sys.argv[1:] if argv is None else argv)

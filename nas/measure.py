@@ -10,6 +10,9 @@ from torch import nn
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
+COSTS = {"params": "params", "flops": "flops", "latency": "latency_ms"}
+"""The costs a search may minimise beside its metric, by objective name, and the trial attribute each is stored as."""
+
 _aten = torch.ops.aten
 # PyTorch counts SDPA only for its CUDA kernels; on CPU the fused kernel is a
 # separate op that would otherwise count as zero, hiding attention's T^2 cost.

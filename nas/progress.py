@@ -14,11 +14,19 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from nas.measure import COSTS
+from nas.pareto import pareto_mask
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
+def metric_of(trial: FrozenTrial) -> float | None:
+    """The task metric of a trial's best epoch; for several objectives ``trial.value`` does not exist."""
+    return trial.user_attrs.get("best_val")
+
+
 def best_value(trials: list[FrozenTrial], larger_is_better: bool) -> float | None:
-    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    values = [metric_of(t) for t in trials if t.state == TrialState.COMPLETE and metric_of(t) is not None]
     if not values:
         return None
     return max(values) if larger_is_better else min(values)
@@ -65,9 +73,10 @@ class Progress:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if not self.quiet:
             self.bar.write(trial_line(trial), file=self.out)
-        if trial.state == TrialState.COMPLETE and trial.value is not None:
-            improved = self.best is None or (trial.value > self.best if self.larger_is_better else trial.value < self.best)
-            self.best = trial.value if improved else self.best
+        value = metric_of(trial)
+        if trial.state == TrialState.COMPLETE and value is not None:
+            improved = self.best is None or (value > self.best if self.larger_is_better else value < self.best)
+            self.best = value if improved else self.best
         if trial.state in FINISHED:
             self.bar.update(1)
         self._show_best()
@@ -85,7 +94,7 @@ def top_trials(trials: list[FrozenTrial], larger_is_better: bool, k: int = 5) ->
     rows = [
         {
             "trial": t.number,
-            "val": t.value,
+            "val": metric_of(t),
             "test": t.user_attrs.get("test"),
             "epochs": t.user_attrs.get("epochs"),
             "params": t.user_attrs.get("params"),
@@ -93,23 +102,39 @@ def top_trials(trials: list[FrozenTrial], larger_is_better: bool, k: int = 5) ->
             "architecture": t.user_attrs.get("summary"),
         }
         for t in trials
-        if t.state == TrialState.COMPLETE and t.value is not None
+        if t.state == TrialState.COMPLETE and metric_of(t) is not None
     ]
     table = pd.DataFrame(rows, columns=["trial", "val", "test", "epochs", "params", "seconds", "architecture"])
     return table.sort_values(["val", "trial"], ascending=[not larger_is_better, True]).head(k).reset_index(drop=True)
 
 
+def pareto_front(trials: list[FrozenTrial], objectives: tuple[str, ...], maximize: list[bool]) -> pd.DataFrame:
+    """Complete trials no other dominates, most accurate first: number, one column per objective, test, summary."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    keep = pareto_mask([t.values for t in done], maximize) if done else []
+    rows = [{"trial": t.number, **dict(zip(objectives, t.values)), "test": t.user_attrs.get("test"),
+             "architecture": t.user_attrs.get("summary")} for t, kept in zip(done, keep) if kept]
+    table = pd.DataFrame(rows, columns=["trial", *objectives, "test", "architecture"])
+    metric = next(i for i, name in enumerate(objectives) if name not in COSTS)
+    return table.sort_values([objectives[metric], "trial"], ascending=[not maximize[metric], True]).reset_index(drop=True)
+
+
 def print_summary(trials: list[FrozenTrial], larger_is_better: bool, study_name: str, storage: str,
-                  out: IO[str] | None = None) -> None:
-    """The top five as a table, then the commands that report and export the study."""
+                  out: IO[str] | None = None, objectives: tuple[str, ...] = (), directions: list[bool] = ()) -> None:
+    """The top five (or, for several ``objectives``, the Pareto front) as a table, then the commands that
+    report and export the study."""
     out = out or sys.stdout
-    table = top_trials(trials, larger_is_better)
+    multi = len(objectives) > 1
+    table = pareto_front(trials, objectives, list(directions)) if multi else top_trials(trials, larger_is_better)
     if table.empty:
         print("no trial has completed yet", file=out)
     else:
+        finished = sum(t.state in FINISHED for t in trials)
+        title = (f"Pareto front over {', '.join(objectives)}: {len(table)} of {finished} finished trials" if multi
+                 else f"top {len(table)} of {finished} finished trials")
         with pd.option_context("display.max_colwidth", 90, "display.width", 200):
-            print(f"\ntop {len(table)} of {sum(t.state in FINISHED for t in trials)} finished trials:", file=out)
-            formats = {"val": _num, "test": _num, "seconds": lambda v: "-" if v is None else f"{v:.1f}"}
+            print(f"\n{title}:", file=out)
+            formats = {"val": _num, "test": _num, "accuracy": _num, "seconds": lambda v: "-" if v is None else f"{v:.1f}"}
             print(table.to_string(index=False, formatters=formats), file=out)
     where = f"--study {study_name} --storage {storage}"
     print(f"\nreport: python scripts/report.py {where}\nexport: python scripts/export.py {where}", file=out)

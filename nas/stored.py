@@ -18,6 +18,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.curve_pruning import is_shadow
 from nas.pareto import pareto_mask
 from nas.study import StudyError, open_storage
 
@@ -49,7 +50,7 @@ def resolve_study(study: str | None, storage: str | None, results_dir: str | Pat
             study = found[0]
         return study, f"{SQLITE}{Path(results_dir) / study}.db"
     if study is None:
-        names = optuna.study.get_all_study_names(_storage(storage))
+        names = study_names(_storage(storage))
         if len(names) != 1:
             raise StudyError(f"which study? {display_url(storage)} holds {len(names)} studies "
                              f"({', '.join(names) or 'none'}); name one with --study")
@@ -67,10 +68,15 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
     return open_storage(url)
 
 
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    """The user's studies in ``storage``, without the shadow studies that prune multi-objective ones."""
+    return [name for name in optuna.study.get_all_study_names(storage) if not is_shadow(name)]
+
+
 def open_study(name: str, url: str) -> optuna.Study:
     """Load study ``name``; an unknown name is refused with the names the storage holds."""
     storage = _storage(url)
-    names = optuna.study.get_all_study_names(storage)
+    names = study_names(storage)
     if name not in names:
         raise StudyError(f"study {name!r} is not in {display_url(url)}; studies there: {', '.join(names) or 'none'}")
     return optuna.load_study(study_name=name, storage=storage)

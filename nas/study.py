@@ -13,9 +13,8 @@ import importlib.util
 import os
 import re
 import sys
-import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,29 +23,25 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
-from nas.artifacts import keep_if_best
-from nas.checkpoint import checkpoint_path, load_checkpoint, remove_checkpoints, save_checkpoint
-from nas.duplicates import copy_result, find_original
-from nas.failures import FailureLimit, failing_message, record_failure
+from nas import trial_loop
+from nas.curve_pruning import CurvePruning
+from nas.failures import failing_message
 from nas.interrupt import InterruptGuard
-from nas.measure import count_flops, count_parameters, measure_latency
-from nas.model import build_model
-from nas.progress import FINISHED, Progress, print_summary
+from nas.measure import COSTS
+from nas.objective import trial_seed
+from nas.progress import FINISHED, print_summary
 from nas.sampler import LazyGroupTPESampler
 from nas.space import SearchSpace, load_space
 from nas.tasks import load_task
-from nas.train import FitResult, Trainer, maximize
+from nas.train import Trainer, maximize
+from nas.trial_loop import run_trials
 from nas.workers import assign_devices, run_workers
 
 SAMPLERS = ("tpe", "random", "gp", "nsga2")
 PRUNERS = ("hyperband", "median", "none")
-WAIT_SECONDS = 1.0  # between looks at the storage while other workers finish the last trials
-HEARTBEAT_SECONDS = 10  # a trial with no heartbeat for 3 of these is stale: its worker died
+METRICS = ("accuracy", "mse")
+OBJECTIVES = (*METRICS, *COSTS)
 MAX_RETRIES = 3
-
-
-class SurplusTrial(Exception):
-    """A trial claimed after the study's total was reached (by finished trials and running ones ahead of it)."""
 
 
 class StudyError(ValueError):
@@ -74,6 +69,7 @@ class SearchConfig:
     results_dir: str = "results"
     jobs: int = 1  # worker processes on the one storage
     devices: tuple[str, ...] | None = None  # devices the workers spread over (None: every CUDA device, else --device)
+    objectives: tuple[str, ...] = ()  # () = the task's metric alone; else it and costs, e.g. ("accuracy", "params")
 
     def __post_init__(self) -> None:
         for name in ("trials", "max_epochs", "jobs"):
@@ -88,6 +84,19 @@ class SearchConfig:
             raise ValueError(f"sampler={self.sampler!r} is unknown; allowed: {', '.join(SAMPLERS)}")
         if self.pruner not in PRUNERS:
             raise ValueError(f"pruner={self.pruner!r} is unknown; allowed: {', '.join(PRUNERS)}")
+        check_objectives(self.objectives)
+
+
+def check_objectives(names: tuple[str, ...]) -> None:
+    """Objectives are the task metric once, plus costs to minimise, each at most once."""
+    for name in names:
+        if name not in OBJECTIVES:
+            raise ValueError(f"objective {name!r} is unknown; allowed: {', '.join(OBJECTIVES)}")
+    if names and sum(name in METRICS for name in names) != 1:
+        raise ValueError(f"objectives={','.join(names)} must name the task metric ({' or '.join(METRICS)}) "
+                         f"exactly once, e.g. accuracy,params")
+    if len(set(names)) != len(names):
+        raise ValueError(f"objectives={','.join(names)} names one objective twice")
 
 
 @dataclass(frozen=True)
@@ -104,11 +113,6 @@ class SearchOutcome:
 def default_study_name(task: str, space: str) -> str:
     """``digits-default``; characters a file name should not hold become ``_``."""
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{task}-{space}").strip("_")
-
-
-def trial_seed(seed: int, number: int) -> int:
-    """The training seed of trial ``number``: fixed by the search seed, different for every trial."""
-    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
 
 
 def make_sampler(name: str, seed: int, workers: int = 1) -> optuna.samplers.BaseSampler:
@@ -164,7 +168,8 @@ def open_storage(url: str, heartbeat: bool = False) -> optuna.storages.RDBStorag
             beats: dict[str, Any] = {}
             if heartbeat:
                 retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
-                beats = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": 3 * HEARTBEAT_SECONDS,
+                every = trial_loop.HEARTBEAT_SECONDS
+                beats = {"heartbeat_interval": every, "grace_period": 3 * every,
                          "heartbeat_stale_trial_callback": retry}
             storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **beats)
     except Exception as err:  # SQLAlchemy raises many types for bad URLs, drivers and hosts
@@ -188,9 +193,10 @@ def _sqlite_for_many_writers(engine: sqlalchemy.engine.Engine) -> None:
     engine.dispose()  # connections made before the listeners reopen with them
 
 
-def study_attrs(task_name: str, seed: int, metric: str, space: SearchSpace) -> dict[str, Any]:
-    return {"task": task_name, "seed": seed, "metric": metric, "space": space.name,
-            "space_hash": space.hash(), "space_content": space.to_dict()}
+def study_attrs(task_name: str, seed: int, metric: str, space: SearchSpace,
+                objectives: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"task": task_name, "seed": seed, "metric": metric, "objectives": list(objectives or (metric,)),
+            "space": space.name, "space_hash": space.hash(), "space_content": space.to_dict()}
 
 
 def check_resume(name: str, stored: dict[str, Any], wanted: dict[str, Any], allow_space_change: bool) -> None:
@@ -201,113 +207,15 @@ def check_resume(name: str, stored: dict[str, Any], wanted: dict[str, Any], allo
         if stored[key] != wanted[key]:
             raise StudyError(f"study {name!r} was made with {key}={stored[key]!r}, not {wanted[key]!r}; rerun with "
                              f"{flag} {stored[key]} to resume it, or give --study a new name")
+    made_with = stored.get("objectives", [stored.get("metric")])
+    if made_with != wanted["objectives"]:
+        raise StudyError(f"study {name!r} was made with objectives {','.join(made_with)}, not "
+                         f"{','.join(wanted['objectives'])}; rerun with --objectives {','.join(made_with)} to resume "
+                         f"it, or give --study a new name")
     if stored["space_hash"] != wanted["space_hash"] and not allow_space_change:
         raise StudyError(f"study {name!r} was made with search space {stored['space']!r} (hash {stored['space_hash']}), "
                          f"which differs from {wanted['space']!r} (hash {wanted['space_hash']}); resume with the original "
                          f"space, give --study a new name, or pass --allow-space-change")
-
-
-class Objective:
-    """Samples, builds, measures and trains one candidate, recording it all as trial user attributes.
-
-    ``last_result`` keeps the latest :class:`FitResult` (its ``best_state``
-    included) for callers that save weights.
-    """
-
-    def __init__(self, space: SearchSpace, trainer: Trainer, config: SearchConfig, guard: InterruptGuard):
-        self.space, self.trainer, self.config, self.guard = space, trainer, config, guard
-        self.last_result: FitResult | None = None
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        if is_surplus(trial.study, trial.number, self.config.trials):
-            trial.set_user_attr("reason", "surplus")
-            raise SurplusTrial(f"trial {trial.number} is beyond the {self.config.trials} trials asked for")
-        spec, train = self.space.sample(trial, self.trainer.input_spec)
-        seed = trial_seed(self.config.seed, trial.number)
-        train = replace(train, max_epochs=self.config.max_epochs, time_limit=self.config.trial_timeout, seed=seed)
-        for key, value in {"arch": spec.to_json(), "summary": spec.summary(), "arch_hash": spec.hash(),
-                           "train_config": asdict(train), "seed": seed, "device": str(self.trainer.device)}.items():
-            trial.set_user_attr(key, value)
-        original = find_original(trial.study, spec.hash(), asdict(train))
-        if original is not None:  # trained already: take its result instead of training again
-            copy_result(trial, original)
-            if original.state == TrialState.PRUNED:
-                raise optuna.TrialPruned(f"copy of pruned trial {original.number}")
-            return original.value
-
-        def report(epoch: int, value: float) -> bool:
-            trial.report(value, epoch)
-            return trial.should_prune()
-
-        checkpoint = checkpoint_path(self.config.results_dir, trial.study.study_name, trial.number)
-        resume, previous = self._resume(trial)
-        try:
-            with self.guard.interruptible():
-                model = build_model(spec, self.trainer.input_spec, seed=seed)
-                cost = self._measure(model)
-                result = self.trainer.fit(model, train, on_epoch=report, resume=resume,
-                                          on_checkpoint=lambda state: save_checkpoint(checkpoint, state))
-        except KeyboardInterrupt:
-            trial.set_user_attr("reason", "interrupted")
-            raise
-        except Exception as err:  # e.g. out of memory: this candidate fails, the search goes on
-            record_failure(trial, err)
-            raise
-        finally:  # a killed worker never gets here: its checkpoint stays for the retry
-            remove_checkpoints(checkpoint, *previous)
-        self.last_result = result
-        record = {**cost, "val_history": result.val_history, "best_val": result.best_metric,
-                  "best_epoch": result.best_epoch, "test": result.test_metric, "epochs": result.epochs,
-                  "train_seconds": result.train_seconds}
-        if result.stop_reason:
-            record["reason"] = result.stop_reason
-        for key, value in record.items():
-            trial.set_user_attr(key, value)
-        if result.pruned:
-            raise optuna.TrialPruned(result.stop_reason)
-        keep_if_best(trial, result.best_state, result.best_metric, results_dir=self.config.results_dir)
-        return result.best_metric
-
-    def _resume(self, trial: optuna.Trial) -> tuple[dict | None, list[Path]]:
-        """For a retry of a trial whose worker died: the dead trial's last checkpoint (None if it has none or it
-        is corrupt) and its path, with the learning curve so far reported again to the pruner."""
-        history = trial.study._storage.get_trial(trial._trial_id).system_attrs.get("retry_history", [])
-        if not history:
-            return None, []
-        previous = checkpoint_path(self.config.results_dir, trial.study.study_name, history[-1])
-        state = load_checkpoint(previous)
-        trial.set_user_attr("retry_of", history[-1])
-        trial.set_user_attr("resumed_from_epoch", 0 if state is None else int(state["epoch"]))
-        for epoch, value in enumerate([] if state is None else state["val_history"], start=1):
-            trial.report(value, epoch)
-        return state, [previous]
-
-    def _measure(self, model) -> dict[str, Any]:
-        """Parameters, forward FLOPs and latency for one sample (batch of 1) on the search's device."""
-        val = self.trainer.val
-        inputs = (val.x[:1], None if val.mask is None else val.mask[:1])
-        model.to(self.trainer.device)
-        with self.trainer.autocast():
-            latency = measure_latency(model, *inputs, repeats=5, warmup=1)
-        return {"params": count_parameters(model), "flops": count_flops(model, *inputs), "latency_ms": 1000 * latency}
-
-
-def is_surplus(study: optuna.Study, number: int, total: int) -> bool:
-    """Whether trial ``number`` would overshoot ``total``: finished trials plus running ones ahead of it reach it."""
-    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-    return sum(t.state in FINISHED or t.number < number for t in trials) >= total
-
-
-def _stop_when_claimed(total: int):
-    """Optuna callback: stop once finished and running trials reach ``total``, so no surplus trial is claimed
-    in the first place (the objective's check stays the rule)."""
-
-    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        claimed = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-        if trial.user_attrs.get("reason") == "surplus" or len(claimed) >= total:
-            study.stop()
-
-    return callback
 
 
 def run_search(config: SearchConfig, out: IO[str] | None = None) -> SearchOutcome:
@@ -316,10 +224,11 @@ def run_search(config: SearchConfig, out: IO[str] | None = None) -> SearchOutcom
     space = load_space(config.space)
     devices = assign_devices(config.devices, config.jobs, config.device)
     task = load_task(config.task, seed=config.seed, cache_dir=Path(config.results_dir) / "cache")
+    goals = search_objectives(config.objectives, task.name, task.metric)
     name = config.study or default_study_name(task.name, space.name)
     url = config.storage or f"sqlite:///{Path(config.results_dir) / name}.db"
     storage = open_storage(url, heartbeat=True)
-    wanted = study_attrs(task.name, config.seed, task.metric, space)
+    wanted = study_attrs(task.name, config.seed, task.metric, space, goals)
     try:
         stored = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
     except KeyError:
@@ -339,90 +248,68 @@ def run_search(config: SearchConfig, out: IO[str] | None = None) -> SearchOutcom
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own line per trial replaces Optuna's
     larger_is_better = maximize(task.metric)
-    study = load_search_study(config, name, storage, larger_is_better, worker_seed(config.seed, len(existing), 0))
+    study = load_search_study(config, name, storage, larger_is_better, worker_seed(config.seed, len(existing), 0), goals)
     for key, value in wanted.items():
         if stored is None or stored.get(key) != value:
             study.set_user_attr(key, value)
     where = devices[0] if config.jobs == 1 else f"{config.jobs} workers on {', '.join(sorted(set(devices)))}"
     print(f"study {name!r} in {url}: {finished} of {config.trials} trials finished; task {task.name} "
           f"({task.metric}), space {space.name} ({space.hash()}), device {where}, "
-          f"sampler {config.sampler}, pruner {config.pruner}, max {config.max_epochs} epochs", file=out)
+          f"sampler {config.sampler}, pruner {config.pruner}, max {config.max_epochs} epochs"
+          + (f", objectives {','.join(goals)}" if len(goals) > 1 else ""), file=out)
     if config.jobs == 1:
-        status = run_trials(study, space, Trainer(task, devices[0]), config, existing, out)
+        curves = curve_pruning(config, study, storage, larger_is_better)
+        status = run_trials(study, space, Trainer(task, devices[0]), config, existing, out, curves=curves)
     else:
         with InterruptGuard():  # Ctrl-C reaches every worker; each stops after its trial in hand
             status = run_workers(config, name, url, devices, len(existing), out)
     return _finish(study, config, status, larger_is_better, url, out)
 
 
+def search_objectives(objectives: tuple[str, ...], task_name: str, metric: str) -> tuple[str, ...]:
+    """The study's objectives in order: ``objectives`` as given (its metric must be the task's), or the metric."""
+    if not objectives:
+        return (metric,)
+    if metric not in objectives:
+        given = next(name for name in objectives if name in METRICS)
+        raise ValueError(f"objectives={','.join(objectives)} name {given!r}, but task {task_name!r} is measured by "
+                         f"{metric!r}; use {','.join(metric if n == given else n for n in objectives)}")
+    return objectives
+
+
 def load_search_study(config: SearchConfig, name: str, storage: optuna.storages.RDBStorage, larger_is_better: bool,
-                      seed: int) -> optuna.Study:
-    """The study ``name`` (made if absent) with this search's sampler, seeded by ``seed``, and pruner."""
+                      seed: int, objectives: tuple[str, ...] = ("accuracy",)) -> optuna.Study:
+    """The study ``name`` (made if absent) with this search's sampler, seeded by ``seed``, and pruner.
+
+    With several objectives the metric is maximised (or minimised, for mse) and
+    every cost minimised; the study's own pruner is then a no-op, and pruning
+    goes through :func:`curve_pruning`.
+    """
+    multi = len(objectives) > 1
+    directions = ["maximize" if name not in COSTS and larger_is_better else "minimize" for name in objectives]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = make_sampler(config.sampler, seed, workers=config.jobs)
-        return optuna.create_study(storage=storage, study_name=name, load_if_exists=True, sampler=sampler,
-                                   pruner=make_pruner(config.pruner, config.max_epochs),
-                                   direction="maximize" if larger_is_better else "minimize")
+        pruner = optuna.pruners.NopPruner() if multi else make_pruner(config.pruner, config.max_epochs)
+        study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True, sampler=sampler,
+                                    pruner=pruner, directions=directions)
+    if multi and study.metric_names is None:
+        study.set_metric_names(list(objectives))
+    return study
+
+
+def curve_pruning(config: SearchConfig, study: optuna.Study, storage: optuna.storages.BaseStorage,
+                  larger_is_better: bool) -> CurvePruning | None:
+    """The pruning of a multi-objective study (on its metric's curve, by the pruner asked for); None otherwise."""
+    if len(study.directions) == 1 or config.pruner == "none":
+        return None
+    return CurvePruning(storage, study.study_name, make_pruner(config.pruner, config.max_epochs), larger_is_better)
 
 
 def worker_seed(seed: int, existing: int, worker: int) -> int:
     """The sampler seed of ``worker`` when the study holds ``existing`` trials: a resumed search does not
     redraw its first candidates, and no two workers draw alike."""
     return trial_seed(seed, existing) if worker == 0 else int(np.random.SeedSequence([seed, existing, worker]).generate_state(1)[0])
-
-
-def run_trials(study: optuna.Study, space: SearchSpace, trainer: Trainer, config: SearchConfig, existing: list,
-               out: IO[str], bar: bool = True) -> str:
-    """Run trials in this process until the study holds ``config.trials`` finished ones; returns the status.
-
-    Several processes may run this on one study: a trial claimed beyond the total
-    fails as ``surplus`` before training and this process then waits while
-    running trials may still reach the total, taking one more if one fails.
-    """
-    progress = Progress(config.trials, existing, trainer.larger_is_better, config.quiet, out, bar=bar)
-    failures = FailureLimit()
-    deadline = None if config.timeout is None else time.monotonic() + config.timeout
-    status = "done"
-    with InterruptGuard() as guard:
-        objective = Objective(space, trainer, config, guard)
-        callbacks = [optuna.study.MaxTrialsCallback(config.trials, states=FINISHED), progress, failures,
-                     guard.stop_if_pending, _stop_when_claimed(config.trials)]
-        try:
-            while not (guard.pending or failures.tripped) and _wants_more(study, config.trials, deadline):
-                left = None if deadline is None else deadline - time.monotonic()
-                study.optimize(objective, timeout=left, callbacks=callbacks, catch=(Exception,))
-        except KeyboardInterrupt:
-            status = "interrupted"
-        finally:
-            progress.close()
-        if guard.pending:
-            status = "interrupted"
-    return "failing" if status == "done" and failures.tripped else status
-
-
-def _wants_more(study: optuna.Study, total: int, deadline: float | None) -> bool:
-    """Whether to claim another trial, waiting while running trials may still reach ``total``.
-
-    The wait ends when a running trial ends or, its worker dead, is failed as stale
-    (no heartbeat for the grace period); running trials with no heartbeat at all
-    (a crashed search of an older version) end it after twice that grace period.
-    """
-    waited = 0.0
-    while deadline is None or time.monotonic() < deadline:
-        trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-        if sum(t.state in FINISHED for t in trials) >= total:
-            return False
-        if len(trials) < total:
-            return True
-        if waited > 6 * HEARTBEAT_SECONDS:
-            return False
-        time.sleep(WAIT_SECONDS)
-        waited += WAIT_SECONDS
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-    return False
 
 
 def _finish(study: optuna.Study, config: SearchConfig, status: str, larger_is_better: bool, url: str,
@@ -439,9 +326,10 @@ def _finish(study: optuna.Study, config: SearchConfig, status: str, larger_is_be
     elif status == "done" and finished < config.trials:
         status = "timeout"
         print(f"stopped by --timeout after {finished} of {config.trials} finished trials; rerun to go on", file=out)
-    print_summary(trials, larger_is_better, study.study_name, url, out)
+    print_summary(trials, larger_is_better, study.study_name, url, out, objectives=tuple(study.metric_names or ()),
+                  directions=[d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions])
     return SearchOutcome(status, study.study_name, url, finished, config.trials)
 
 
-__all__ = ["PRUNERS", "SAMPLERS", "Objective", "SearchConfig", "SearchOutcome", "StudyError", "check_resume",
+__all__ = ["OBJECTIVES", "PRUNERS", "SAMPLERS", "SearchConfig", "SearchOutcome", "StudyError", "check_resume",
            "default_study_name", "make_pruner", "make_sampler", "open_storage", "run_search", "trial_seed"]

@@ -1,7 +1,7 @@
 """Several worker processes on one study: spawned, each on its device, each opening the storage itself.
 
 Optuna's RDB storage is the shared state; a worker is the same trial loop the
-one-process search runs (:func:`nas.study.run_trials`), with its own sampler
+one-process search runs (:func:`nas.trial_loop.run_trials`), with its own sampler
 seed. Many machines: run the same command on each, pointed at one PostgreSQL
 storage.
 
@@ -66,7 +66,7 @@ def _work(config: Any, name: str, url: str, index: int, device: str, existing: i
     import optuna
 
     from nas.space import load_space
-    from nas.study import load_search_study, open_storage, run_trials, worker_seed
+    from nas.study import curve_pruning, load_search_study, open_storage, run_trials, worker_seed
     from nas.tasks import load_task
     from nas.train import Trainer
 
@@ -76,8 +76,12 @@ def _work(config: Any, name: str, url: str, index: int, device: str, existing: i
     space = load_space(config.space).renamed_against(stored.get("space_origin", stored["space_content"]))
     task = load_task(config.task, seed=config.seed, cache_dir=Path(config.results_dir) / "cache")
     trainer = Trainer(task, device)
-    study = load_search_study(config, name, storage, trainer.larger_is_better, worker_seed(config.seed, existing, index))
-    status = run_trials(study, space, trainer, config, study.get_trials(deepcopy=False), sys.stdout, bar=False)
+    objectives = tuple(stored.get("objectives", [task.metric]))
+    study = load_search_study(config, name, storage, trainer.larger_is_better, worker_seed(config.seed, existing, index),
+                              objectives)
+    curves = curve_pruning(config, study, storage, trainer.larger_is_better)
+    status = run_trials(study, space, trainer, config, study.get_trials(deepcopy=False), sys.stdout, bar=False,
+                        curves=curves)
     sys.stdout.flush()
     sys.exit(EXIT_CODES[status])
 

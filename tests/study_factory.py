@@ -13,7 +13,8 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-import nas.study
+import nas.objective
+import nas.trial_loop
 from nas.spec import ArchSpec, AttentionSpec, BlockSpec, MixerSpec
 from nas.study import SearchConfig, run_search
 
@@ -33,7 +34,7 @@ class TinyStudy:
         return optuna.load_study(study_name=self.name, storage=self.url)
 
 
-class KeepingObjective(nas.study.Objective):
+class KeepingObjective(nas.objective.Objective):
     """The search's objective, remembering every complete trial's best-epoch weights for exactness checks."""
 
     states: dict[int, dict[str, torch.Tensor]] = {}
@@ -55,7 +56,7 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> TinyStudy:
     if TINY not in _made:
         root = tmp_path_factory.mktemp("tiny-study")
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(nas.study, "Objective", KeepingObjective)
+            patch.setattr(nas.trial_loop, "Objective", KeepingObjective)
             outcome = run_search(SearchConfig(space="tiny", trials=4, max_epochs=2, study=TINY, results_dir=str(root),
                                               quiet=True), out=io.StringIO())
         _made[TINY] = TinyStudy(outcome.study_name, outcome.storage, root, dict(KeepingObjective.states))

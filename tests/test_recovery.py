@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import nas.study
+import nas.trial_loop
 from nas.study import SearchConfig, run_search
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -23,7 +23,7 @@ ARGS = ["--space", "tiny", "--trials", "3", "--max-epochs", "3", "--pruner", "no
 
 @pytest.mark.slow  # about a minute: a worker that trains, is killed, and a rerun
 def test_a_killed_worker_s_trial_is_retried_from_its_checkpointed_epoch(tmp_path, monkeypatch):
-    code = ("import sys, nas.study; nas.study.HEARTBEAT_SECONDS = 1; from nas.cli import search_main; "
+    code = ("import sys, nas.trial_loop; nas.trial_loop.HEARTBEAT_SECONDS = 1; from nas.cli import search_main; "
             "sys.exit(search_main(sys.argv[1:]))")
     worker = subprocess.Popen([sys.executable, "-c", code, *ARGS, "--results", str(tmp_path)], cwd=ROOT)
     checkpoint = tmp_path / "k" / "checkpoints" / "trial_1.pt"
@@ -38,7 +38,7 @@ def test_a_killed_worker_s_trial_is_retried_from_its_checkpointed_epoch(tmp_path
     done_before = [(t.number, t.params, t.value, t.user_attrs["val_history"]) for t in before if t.state in FINISHED]
     assert [t.state for t in before] == [TrialState.COMPLETE, TrialState.RUNNING]
 
-    monkeypatch.setattr(nas.study, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(nas.trial_loop, "HEARTBEAT_SECONDS", 1)
     time.sleep(3.5)  # past the grace period of 3 heartbeats
     outcome = run_search(SearchConfig(space="tiny", trials=3, max_epochs=3, pruner="none", study="k",
                                       results_dir=str(tmp_path), quiet=True), out=io.StringIO())

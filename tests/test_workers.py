@@ -11,6 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import nas.objective
 import nas.study
 from nas.cli import search_main
 from nas.study import SearchConfig, StudyError, open_storage, run_search
@@ -55,9 +56,9 @@ def test_a_trial_is_surplus_when_finished_and_running_trials_ahead_reach_the_tot
     study = optuna.create_study(storage=storage, study_name="s")
     study.add_trial(optuna.trial.create_trial(value=0.5))
     running = study.ask()  # a worker's trial in hand, ahead of the next one
-    assert nas.study.is_surplus(study, running.number + 1, total=2)
-    assert not nas.study.is_surplus(study, running.number + 1, total=3)
-    assert not nas.study.is_surplus(study, running.number, total=2)  # a trial does not count itself
+    assert nas.objective.is_surplus(study, running.number + 1, total=2)
+    assert not nas.objective.is_surplus(study, running.number + 1, total=3)
+    assert not nas.objective.is_surplus(study, running.number, total=2)  # a trial does not count itself
 
 
 def test_a_postgresql_url_without_its_driver_names_the_extra(monkeypatch):
