@@ -102,10 +102,11 @@ class Trainer:
             return F.mse_loss(out.float().reshape(y.shape), y)
         return F.cross_entropy(out.float().reshape(-1, out.shape[-1]), y.reshape(-1))  # -100 labels are ignored
 
-    def batches(self, split: Split, order: Tensor, size: int) -> Iterator[tuple[Tensor, Tensor | None, Tensor]]:
-        """(x, mask, y) for consecutive chunks of ``order``, an index tensor on the device."""
-        for start in range(0, len(order), size):
-            idx = order[start:start + size]
+    def batches(self, split: Split, order: Tensor | None, size: int) -> Iterator[tuple[Tensor, Tensor | None, Tensor]]:
+        """(x, mask, y) for consecutive chunks of ``order``, an index tensor on the device; with no ``order``,
+        slices in place (views: evaluation copies nothing)."""
+        for start in range(0, len(split) if order is None else len(order), size):
+            idx = slice(start, start + size) if order is None else order[start:start + size]
             yield split.x[idx], None if split.mask is None else split.mask[idx], split.y[idx]
 
     def improves(self, value: float, best: float | None) -> bool:
@@ -118,13 +119,15 @@ class Trainer:
         model.eval()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
-        order = torch.arange(len(split), device=self.device)
         with self.autocast():
-            for x, mask, y in self.batches(split, order, EVAL_BATCH):
+            for x, mask, y in self.batches(split, None, EVAL_BATCH):
                 out = model(x, mask).float()
                 if self.metric == "mse":
                     total += (out.reshape(y.shape) - y).square().sum()
                     count += y.numel()
+                elif y.ndim == 1:  # one label per sample: every one is real
+                    total += (out.argmax(-1) == y).sum()
+                    count += len(y)
                 else:
                     labelled = y != IGNORE_INDEX
                     total += (out.argmax(-1) == y)[labelled].sum()
