@@ -134,7 +134,8 @@ def print_summary(trials: list[FrozenTrial], larger_is_better: bool, study_name:
                  else f"top {len(table)} of {finished} finished trials")
         with pd.option_context("display.max_colwidth", 90, "display.width", 200):
             print(f"\n{title}:", file=out)
-            formats = {"val": _num, "test": _num, "accuracy": _num, "seconds": lambda v: "-" if v is None else f"{v:.1f}"}
+            formats = {"val": _num, "test": _num, "accuracy": _num, "seconds": lambda v: "-" if v is None else f"{v:.1f}",
+                       "params": lambda v: f"{v:,.0f}", "flops": lambda v: f"{v:,.0f}", "latency": lambda v: f"{v:.3f}ms"}
             print(table.to_string(index=False, formatters=formats), file=out)
     where = f"--study {study_name} --storage {storage}"
     print(f"\nreport: python scripts/report.py {where}\nexport: python scripts/export.py {where}", file=out)
