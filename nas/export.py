@@ -101,26 +101,33 @@ def retrain(task: Task, spec: ArchSpec, trial: optuna.trial.FrozenTrial, epochs:
             device: str = "auto") -> tuple[nn.Module, Trainer]:
     """Train ``spec`` afresh on train + validation for exactly ``epochs`` epochs with the trial's recipe
     (learning rate, batch, seed, ...); returns the final epoch's model and its trainer (test split intact)."""
-    merged = merge_splits(task.train, task.val)
-    trainer = Trainer(replace(task, train=merged, val=merged), device)
     try:
         config = TrainConfig(**trial.user_attrs["train_config"])
     except (KeyError, TypeError) as err:
         raise ExportError(f"trial {trial.number} has no usable training recipe (user attribute 'train_config'): "
                           f"{err}") from None
     config = replace(config, max_epochs=epochs, time_limit=None)
-    model = build_model(spec, task.input_spec, seed=config.seed)
+    return fit_final(task, build_model(spec, task.input_spec, seed=config.seed), config, device,
+                     f"retraining trial {trial.number}")
+
+
+def fit_final(task: Task, model: nn.Module, config: TrainConfig, device: str = "auto",
+              what: str = "retraining") -> tuple[nn.Module, Trainer]:
+    """Train ``model`` on train + validation for ``config.max_epochs`` epochs and keep the last epoch's weights;
+    returns it with its trainer (test split intact). Baselines retrain through this too, so both compare alike."""
+    merged = merge_splits(task.train, task.val)
+    trainer = Trainer(replace(task, train=merged, val=merged), device)
     final: dict[str, torch.Tensor] = {}
 
     def keep_final(epoch: int, value: float) -> bool:
         # The trainer keeps the best "validation" epoch; here validation is training data, so keep the last.
-        if epoch == epochs:
+        if epoch == config.max_epochs:
             final.update({k: v.detach().clone() for k, v in model.state_dict().items()})
         return False
 
     result = trainer.fit(model, config, on_epoch=keep_final)
     if not final:
-        raise ExportError(f"retraining trial {trial.number} stopped early: {result.stop_reason}")
+        raise ExportError(f"{what} stopped early: {result.stop_reason}")
     model.load_state_dict(final)
     return model, trainer
 

@@ -30,8 +30,8 @@ def random_trials(n: int, seed: int = 0):
         study.tell(trial, 0.0)
 
 
-def test_the_repository_ships_three_space_files():
-    assert [p.relative_to(SPACES_DIR).as_posix() for p in SPACE_FILES] == ["default.yaml", "example.yaml", "tiny.yaml"]
+def test_the_repository_ships_four_space_files():
+    assert [p.relative_to(SPACES_DIR).as_posix() for p in SPACE_FILES] == ["default.yaml", "example.yaml", "timeseries.yaml", "tiny.yaml"]
 
 
 @pytest.mark.parametrize("path", SPACE_FILES, ids=lambda p: p.stem)
@@ -114,7 +114,7 @@ def test_hash_ignores_comments_order_and_spelled_out_defaults(tmp_path):
 def test_a_space_is_found_by_name_or_path():
     assert load_space("tiny").name == "tiny"
     assert load_space(SPACES_DIR / "tiny.yaml").hash() == load_space("tiny").hash()
-    with pytest.raises(SpaceError, match=r"'tinny'.*allowed: default, example, tiny"):
+    with pytest.raises(SpaceError, match=r"'tinny'.*allowed: default, example, timeseries, tiny"):
         load_space("tinny")
 
 

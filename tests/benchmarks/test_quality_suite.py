@@ -1,0 +1,97 @@
+"""A quick quality run on the smallest UCR set, and the choices behind it: baseline size, tasks, verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from nas.benchmarks import run_suite
+from nas.benchmarks.quality import (PARAM_TOLERANCE, Budget, PUBLISHED, TASKS, _baseline_params, attention_row,
+                                    baseline_sizes, budget_for, chosen_tasks, reference_row)
+from nas.spec import ArchSpec, AttentionSpec, BlockSpec, InputSpec, MixerSpec
+
+COLUMNS = ["task", "trials_run", "search_s", "params", "test_acc", "baseline_params", "baseline_test_acc",
+           *PUBLISHED, "best_published", "gap_to_best_published", "attention_types", "prefers_softmax", "budget",
+           "machine"]
+
+
+def test_quick_quality_run_on_italy_power_demand(tmp_path):
+    table = run_suite("quality", tmp_path, device="cpu", quick=True, tasks=("ItalyPowerDemand",))
+    written = pd.read_csv(tmp_path / "quality.csv")
+    assert set(COLUMNS) <= set(written.columns)
+    row = written.iloc[0]
+    assert row["task"] == "ucr:ItalyPowerDemand" and row["trials_run"] == 2 and row["search_s"] > 0
+    for column in ("test_acc", "baseline_test_acc", *PUBLISHED):
+        assert 0 <= row[column] <= 1, column
+    assert row["InceptionTime"] > 0.9 and row["HIVE-COTE 2"] > 0.9  # the published results aeon ships
+    assert row["gap_to_best_published"] == pytest.approx(row["test_acc"] - max(row[m] for m in PUBLISHED))
+    assert abs(row["baseline_params"] / row["params"] - 1) <= PARAM_TOLERANCE
+    assert row["budget"] == budget_for(True, None, None).describe()
+    assert (tmp_path / "quality" / "ucr-ItalyPowerDemand" / "arch.json").is_file()  # the export itself
+    assert (tmp_path / "quality.png").stat().st_size > 10_000
+    assert len(table) == 1
+
+
+@pytest.mark.parametrize("target", [600, 5_000, 80_000, 1_000_000])
+def test_the_baseline_is_sized_within_tolerance_and_keeps_the_patch(target):
+    spec = InputSpec(seq_len=427, num_outputs=6, features=1)
+    sizes = baseline_sizes(spec, target, depth=2, patch=4)
+    params = _baseline_params(spec, sizes["d_model"], sizes["layers"], sizes["ff_mult"], patch=4)
+    assert abs(params / target - 1) <= PARAM_TOLERANCE
+    assert sizes["d_model"] % 4 == 0  # 4 heads
+
+
+def test_tasks_take_short_ucr_names_and_refuse_others_by_name():
+    assert chosen_tasks(("GunPoint", "mqar"), quick=False) == ("ucr:GunPoint", "mqar")
+    assert chosen_tasks(None, quick=False) == TASKS
+    with pytest.raises(ValueError, match=r"task 'ucr:Coffee' is not in the quality suite; allowed: ucr:ArrowHead"):
+        chosen_tasks(("ucr:Coffee",), quick=False)
+
+
+def test_budget_options_override_the_defaults():
+    assert budget_for(False, None, None) == Budget(20, 60.0, "timeseries", 50)
+    assert budget_for(False, 5, 0.5) == Budget(5, 30.0, "timeseries", 50)
+    quick = "2 trials or 60 s, space tiny, max 2 epochs or 15 s of training a trial"
+    assert budget_for(True, None, None).describe() == quick
+
+
+def test_missing_references_give_nan_rather_than_a_made_up_gap():
+    row = reference_row({}, 0.8)  # the multivariate sets: aeon ships no results for them
+    assert all(math.isnan(row[k]) for k in (*PUBLISHED, "best_published", "gap_to_best_published"))
+    published = {"InceptionTime": 0.9, "HIVE-COTE 2": 0.95}
+    assert reference_row(published, 0.8)["gap_to_best_published"] == pytest.approx(-0.15)
+
+
+class _Trial:
+    def __init__(self, spec: ArchSpec, value: float):
+        self.user_attrs = {"arch": spec.to_json(), "best_val": value}
+
+
+class _Study:
+    def __init__(self, trials):
+        self.trials = trials
+
+    def get_trials(self, deepcopy, states):
+        return self.trials
+
+
+def _spec(*types: str) -> ArchSpec:
+    return ArchSpec(16, tuple(BlockSpec(MixerSpec("single", (AttentionSpec(t, 2),))) for t in types))
+
+
+def test_the_softmax_verdict_compares_all_linear_trials_with_softmax_ones():
+    soft, linear, mixed = _spec("dot"), _spec("linear", "linear"), _spec("linear", "cosine")
+    row = attention_row(_Study([_Trial(soft, 0.9), _Trial(linear, 0.4), _Trial(mixed, 0.6)]), soft)
+    assert (row["softmax_trials"], row["linear_trials"]) == (2, 1)
+    assert (row["best_softmax_val"], row["best_linear_val"], row["prefers_softmax"]) == (0.9, 0.4, True)
+    row = attention_row(_Study([_Trial(soft, 0.3), _Trial(linear, 0.4)]), linear)
+    assert row["prefers_softmax"] is False and "NOT" in row["note"]
+    assert row["attention_types"] == "linear"
+
+
+def test_with_no_all_linear_trial_the_best_trials_types_decide_and_the_note_says_so():
+    row = attention_row(_Study([_Trial(_spec("dot"), 0.9)]), _spec("dot"))
+    assert row["prefers_softmax"] is True and math.isnan(row["best_linear_val"])
+    assert row["note"] == "no all-linear trial completed: the best trial's types decide"
