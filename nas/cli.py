@@ -42,14 +42,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds > 0")
-    return value
+def _positive_number(unit: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be a number of {unit} > 0")
+        return value
+
+    return parse
+
+
+_seconds, _minutes = _positive_number("seconds"), _positive_number("minutes")
 
 
 def _device_list(text: str) -> tuple[str, ...]:
@@ -149,7 +155,7 @@ def benchmark_main(argv: list[str] | None = None) -> int:
     budget = parser.add_argument_group("budget (search suites; the suite's own default when not given)")
     budget.add_argument("--trials", type=_positive_int, default=None, help="trials per search")
     budget.add_argument("--seeds", type=_positive_int, default=None, help="repeats with different seeds")
-    budget.add_argument("--minutes", type=_seconds, default=None, help="wall-time limit per search")
+    budget.add_argument("--minutes", type=_minutes, default=None, help="wall-time limit per search")
     budget.add_argument("--tasks", type=lambda text: tuple(filter(None, text.split(","))), default=None,
                         help="comma-separated task names")
     args = parser.parse_args(argv)

@@ -77,7 +77,7 @@ def test_help_lists_every_flag_with_its_default(capsys):
         assert flag in text
     for default in ("(default: 200)", "(default: digits)", "(default: default)", "(default: tpe)",
                     "(default: hyperband)", "(default: 8)", "(default: 0)", "(default: auto)",
-                    "sqlite:///results/<study>.db", "default, example, tiny"):
+                    "sqlite:///results/<study>.db", "default, example, timeseries, tiny"):
         assert default in text, default
 
 

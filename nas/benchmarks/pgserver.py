@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server for tests: its own folder, a loopback port, a non-root user.
+"""A throwaway PostgreSQL server for the workers benchmark and the tests: its own folder, a loopback port, a
+non-root user.
 
 PostgreSQL refuses to run as root, so when the tests run as root the server runs
 as the ``postgres`` system user (present wherever Debian's package is installed).

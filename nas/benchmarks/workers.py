@@ -1,0 +1,247 @@
+"""Suite ``workers``: trials per minute with 1, 2 and 4 worker processes on SQLite and PostgreSQL, and the
+share of a trial's time spent inside storage calls.
+
+Throughput rows run :func:`nas.study.run_search` with ``SearchConfig(jobs=N)``
+as a user would, and report two rates: end to end (the command's wall time,
+spawning and the workers' torch import and task load included) and steady
+state (finished trials between the first trial's start and the last one's
+completion, from the storage's own timestamps). Trials use no pruner, so every
+trial trains the same number of epochs and the rates compare like with like.
+
+Each spawned worker runs ``cores // jobs`` torch threads (``nas.workers.cpu_threads``);
+before that rule, every worker took one thread per core and 2 workers on 2 cores
+ran 8x slower than one.
+
+Overhead rows run one worker in this process (``load_search_study`` and
+``run_trials``, as ``run_search`` does) with every public method of the storage
+the study holds timed on the instance; nested calls count once, and the
+heartbeat thread's calls (off the trial's path) not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import inspect
+import io
+import tempfile
+import threading
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from nas.benchmarks import register_suite  # noqa: E402
+from nas.benchmarks import pgserver  # noqa: E402
+from nas.benchmarks.attention import machine  # noqa: E402
+from nas.device import resolve_device  # noqa: E402
+from nas.progress import FINISHED  # noqa: E402
+from nas.space import load_space  # noqa: E402
+from nas.study import SearchConfig, load_search_study, open_storage, run_search, run_trials  # noqa: E402
+from nas.tasks import load_task  # noqa: E402
+from nas.train import Trainer  # noqa: E402
+from nas.workers import cpu_threads  # noqa: E402
+
+TASK, SPACE = "digits", "tiny"
+STORAGES = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one run of the suite measures."""
+
+    storages: tuple[str, ...]
+    jobs: tuple[int, ...]
+    overhead_pruners: tuple[str, ...]
+    trials: int
+    epochs: int
+
+
+FULL = Budget(STORAGES, (1, 2, 4), ("none", "hyperband"), trials=24, epochs=8)
+QUICK = Budget(("sqlite",), (1, 2), ("none",), trials=4, epochs=1)
+
+
+class StorageClock:
+    """Times every public method of ``storage`` by shadowing it on the instance (the study calls
+    ``self._storage.<method>``), summing the outermost calls made on the thread that built the clock."""
+
+    def __init__(self, storage: Any):
+        self.seconds, self.calls = 0.0, 0
+        self.by_method: Counter[str] = Counter()
+        self._thread, self._depth = threading.get_ident(), 0
+        for name in dir(type(storage)):
+            if not name.startswith("_") and inspect.isfunction(inspect.getattr_static(type(storage), name)):
+                setattr(storage, name, self._timed(getattr(storage, name)))
+
+    def slowest(self, count: int = 3) -> str:
+        """``get_all_trials 61%, ...``: the methods taking most of the storage time, for finding what to fix."""
+        shares = self.by_method.most_common(count)
+        return ", ".join(f"{name} {100 * seconds / self.seconds:.0f}%" for name, seconds in shares)
+
+    def _timed(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if self._depth or threading.get_ident() != self._thread:
+                return method(*args, **kwargs)
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - start
+                self.seconds += elapsed
+                self.by_method[method.__name__] += elapsed
+                self.calls += 1
+                self._depth -= 1
+
+        return timed
+
+
+def steady_rate(trials: list[optuna.trial.FrozenTrial]) -> float:
+    """Finished trials per minute between the first trial's start and the last finished trial's completion."""
+    done = [t for t in trials if t.state in FINISHED]
+    span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
+    return 60 * len(done) / span
+
+
+def _config(budget: Budget, device: str, folder: Path, study: str, url: str | None, jobs: int,
+            pruner: str) -> SearchConfig:
+    return SearchConfig(trials=budget.trials, task=TASK, space=SPACE, study=study, storage=url, sampler="tpe",
+                        pruner=pruner, max_epochs=budget.epochs, seed=0, device=device, quiet=True,
+                        results_dir=str(folder), jobs=jobs)
+
+
+def throughput_row(budget: Budget, device: str, folder: Path, storage: str, url: str | None,
+                   jobs: int) -> dict[str, Any]:
+    """One ``run_search`` with ``jobs`` workers, as a user runs it."""
+    study = f"throughput-{storage}-{jobs}"
+    config = _config(budget, device, folder, study, url, jobs, pruner="none")
+    start = time.perf_counter()
+    outcome = run_search(config, out=io.StringIO())
+    wall = time.perf_counter() - start
+    trials = optuna.load_study(study_name=study, storage=outcome.storage).get_trials(deepcopy=False)
+    threads = torch.get_num_threads() if jobs == 1 else cpu_threads([device] * jobs)
+    return {"measure": "throughput", "storage": storage, "jobs": jobs, "pruner": "none",
+            "threads_per_worker": threads, "status": outcome.status, "finished": outcome.finished, "wall_s": wall,
+            "trials_per_min_wall": 60 * outcome.finished / wall, "trials_per_min_steady": steady_rate(trials)}
+
+
+def overhead_row(budget: Budget, device: str, folder: Path, storage: str, url: str | None,
+                 pruner: str) -> dict[str, Any]:
+    """One worker in this process with its storage calls timed: seconds in storage over seconds of trials."""
+    study = f"overhead-{storage}-{pruner}"
+    config = _config(budget, device, folder, study, url, 1, pruner)
+    task = load_task(TASK, seed=0, cache_dir=folder / "cache")
+    trainer = Trainer(task, device)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        opened = open_storage(url or f"sqlite:///{folder / study}.db", heartbeat=True)
+        search = load_search_study(config, study, opened, trainer.larger_is_better, seed=0)
+    clock = StorageClock(search._storage)  # what the study calls: Optuna's cache over the RDB storage
+    start = time.perf_counter()
+    status = run_trials(search, load_space(SPACE), trainer, config, [], io.StringIO(), bar=False)
+    wall = time.perf_counter() - start
+    trials = search.get_trials(deepcopy=False)
+    finished = sum(t.state in FINISHED for t in trials)
+    return {"measure": "overhead", "storage": storage, "jobs": 1, "pruner": pruner,
+            "threads_per_worker": torch.get_num_threads(), "status": status, "finished": finished, "wall_s": wall,
+            "trials_per_min_wall": 60 * finished / wall, "trials_per_min_steady": steady_rate(trials),
+            "storage_calls": clock.calls, "storage_s": clock.seconds,
+            "storage_ms_per_trial": 1000 * clock.seconds / finished, "storage_share": clock.seconds / wall,
+            "slowest_calls": clock.slowest()}
+
+
+def postgres_missing() -> str | None:
+    """Why the PostgreSQL rows cannot run here, or None when they can."""
+    if importlib.util.find_spec("psycopg") is None:
+        return "the psycopg driver is not installed (pip install -e '.[postgres]')"
+    if pgserver.find_binary("initdb") is None:
+        return "PostgreSQL server binaries (initdb, pg_ctl) are not installed (Debian: apt-get install postgresql)"
+    return None
+
+
+@contextlib.contextmanager
+def _storage_url(storage: str) -> Iterator[str | None]:
+    """None for SQLite (each study its own file in the run's folder); a fresh server's URL for PostgreSQL."""
+    if storage == "sqlite":
+        yield None
+        return
+    with pgserver.postgres_server() as url:
+        yield url
+
+
+def storage_rows(budget: Budget, device: str, folder: Path, storage: str) -> list[dict[str, Any]]:
+    with _storage_url(storage) as url:
+        rows = [throughput_row(budget, device, folder, storage, url, jobs) for jobs in budget.jobs]
+        # After the in-process one-worker run, which pays this process's first-trial warm-up like a real search.
+        rows += [overhead_row(budget, device, folder, storage, url, pruner) for pruner in budget.overhead_pruners]
+    return rows
+
+
+@register_suite("workers")
+def workers_suite(out_dir: Path, device: str = "auto", quick: bool = False, trials: int | None = None) -> pd.DataFrame:
+    """Workers and storages on the tiny space; writes workers.csv and workers.png.
+
+    ``trials`` is the total per search (default 24, quick 4). Quick runs SQLite only with 1 and 2 workers.
+    """
+    device = str(resolve_device(device))
+    budget = QUICK if quick else FULL
+    if trials is not None:
+        budget = replace(budget, trials=trials)
+    where = machine(device)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="nas-workers-") as folder:
+        for storage in budget.storages:
+            missing = postgres_missing() if storage == "postgresql" else None
+            if missing:
+                warnings.warn(f"workers suite: PostgreSQL rows skipped: {missing}", RuntimeWarning, stacklevel=2)
+                continue
+            rows += storage_rows(budget, device, Path(folder), storage)
+    table = _with_speedup(pd.DataFrame(rows)).assign(trials=budget.trials, epochs=budget.epochs, task=TASK,
+                                                     space=SPACE, machine=where)
+    table.to_csv(out_dir / "workers.csv", index=False)
+    _plot(table, out_dir / "workers.png")
+    return table
+
+
+def _with_speedup(table: pd.DataFrame) -> pd.DataFrame:
+    """Steady trials/min over the one-worker throughput row of the same storage."""
+    single = table[(table["measure"] == "throughput") & (table["jobs"] == 1)].set_index("storage")
+    base = table["storage"].map(single["trials_per_min_steady"])
+    return table.assign(speedup_steady=(table["trials_per_min_steady"] / base).where(table["measure"] == "throughput"))
+
+
+def _plot(table: pd.DataFrame, path: Path) -> None:
+    rates = table[table["measure"] == "throughput"]
+    costs = table[table["measure"] == "overhead"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
+    labels = [f"{r.storage}\n{r.jobs}w x{r.threads_per_worker}t" for r in rates.itertuples()]
+    positions = range(len(rates))
+    left.bar([p - 0.2 for p in positions], rates["trials_per_min_steady"], width=0.4, label="steady state")
+    left.bar([p + 0.2 for p in positions], rates["trials_per_min_wall"], width=0.4, label="end to end")
+    left.set_xticks(list(positions), labels=labels, fontsize=8)
+    left.set(ylabel="finished trials per minute",
+             title=f"Workers x threads each, {table['trials'].iloc[0]} trials")
+    left.legend()
+    names = [f"{r.storage}\n{r.pruner}" for r in costs.itertuples()]
+    right.bar(names, 100 * costs["storage_share"], color="tab:red")
+    right.tick_params(axis="x", labelsize=8)
+    right.axhline(2, color="grey", linestyle="--", label="2% target")
+    right.set(ylabel="% of trial time in storage calls", title="Storage overhead, 1 worker")
+    right.legend()
+    fig.suptitle(f"{table['space'].iloc[0]} space on {table['task'].iloc[0]}, {table['machine'].iloc[0]}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

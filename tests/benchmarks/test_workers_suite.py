@@ -1,0 +1,67 @@
+"""A quick run of the workers benchmark: SQLite, 1 and 2 workers, exact trial totals, storage time measured."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import optuna
+import pandas as pd
+import pytest
+
+from nas.benchmarks import run_suite
+from nas.benchmarks.workers import StorageClock, steady_rate
+from nas.study import open_storage
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("workers")
+    return out, run_suite("workers", out, device="cpu", quick=True)
+
+
+def test_quick_workers_suite_writes_one_row_per_measurement(quick_run):
+    out, table = quick_run
+    written = pd.read_csv(out / "workers.csv")
+    assert len(written) == len(table) == 3
+    rates = written[written["measure"] == "throughput"]
+    assert list(rates["jobs"]) == [1, 2] and set(written["storage"]) == {"sqlite"}
+    assert (written["status"] == "done").all() and (written["finished"] == 4).all()
+    assert (written[["wall_s", "trials_per_min_wall", "trials_per_min_steady"]] > 0).all().all()
+    assert rates["speedup_steady"].iloc[0] == pytest.approx(1.0)
+    assert (out / "workers.png").stat().st_size > 10_000
+
+
+def test_quick_workers_suite_measures_the_storage_share_of_trial_time(quick_run):
+    _, table = quick_run
+    overhead = table[table["measure"] == "overhead"].iloc[0]
+    assert overhead["storage_calls"] > 4  # at least a claim and a result per trial
+    assert overhead["slowest_calls"].split()[0].isidentifier()
+    assert 0 <= overhead["storage_share"] < 1
+    assert overhead["storage_ms_per_trial"] == pytest.approx(1000 * overhead["storage_s"] / overhead["finished"])
+
+
+class Nested:
+    def outer(self) -> int:
+        return self.inner() + 1
+
+    def inner(self) -> int:
+        return 1
+
+
+def test_storage_clock_counts_nested_calls_once_and_only_on_its_own_thread():
+    storage = Nested()
+    clock = StorageClock(storage)
+    assert storage.outer() == 2 and clock.calls == 1
+    other = threading.Thread(target=storage.inner)
+    other.start()
+    other.join()
+    assert clock.calls == 1 and clock.seconds > 0
+
+
+def test_steady_rate_counts_finished_trials_over_their_span(tmp_path):
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/c.db"), study_name="c")
+    study.optimize(lambda trial: time.sleep(0.05) or trial.suggest_float("x", 0, 1), n_trials=3)
+    trials = study.get_trials()
+    span = (trials[-1].datetime_complete - trials[0].datetime_start).total_seconds()
+    assert steady_rate(trials) == pytest.approx(180 / span)
