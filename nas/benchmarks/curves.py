@@ -16,7 +16,7 @@ import io
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 import optuna
@@ -110,5 +110,13 @@ def warm_up(task: str, device: str, folder: Path) -> None:
                             results_dir=str(folder), study=f"warm-up-{task}".replace(":", "_")), out=io.StringIO())
 
 
-__all__ = ["Reached", "band", "best_so_far", "final_best", "step_values", "time_to_target", "trial_frame",
-           "warm_up"]
+def write_outputs(out_dir: Path, name: str, table: pd.DataFrame, trials: pd.DataFrame,
+                  plot: Callable[[pd.DataFrame, pd.DataFrame, Path], None]) -> None:
+    """``<name>.csv`` (the summary), ``<name>_trials.csv`` (every trial of every search) and ``<name>.png``."""
+    table.to_csv(out_dir / f"{name}.csv", index=False)
+    trials.to_csv(out_dir / f"{name}_trials.csv", index=False)
+    plot(trials, table, out_dir / f"{name}.png")
+
+
+__all__ = ["Reached", "band", "best_so_far", "final_best", "step_values", "time_to_target", "trial_frame", "warm_up",
+           "write_outputs"]

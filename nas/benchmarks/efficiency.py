@@ -26,7 +26,8 @@ import pandas as pd  # noqa: E402
 
 from nas.benchmarks import register_suite  # noqa: E402
 from nas.benchmarks.attention import machine  # noqa: E402
-from nas.benchmarks.curves import band, best_so_far, final_best, time_to_target, trial_frame, warm_up  # noqa: E402
+from nas.benchmarks.curves import (band, best_so_far, final_best, time_to_target, trial_frame, warm_up,  # noqa: E402
+                                   write_outputs)
 from nas.device import resolve_device  # noqa: E402
 from nas.study import SearchConfig, run_search  # noqa: E402
 
@@ -104,10 +105,7 @@ def efficiency_suite(out_dir: Path, device: str = "auto", quick: bool = False, t
             rows.append(summarise(task, runs, seeds))
     table = pd.DataFrame(rows).assign(trials=trials, minutes_per_search=budget_s / 60, max_epochs=max_epochs,
                                       space=space, device=device, machine=machine(device))
-    table.to_csv(out_dir / "efficiency.csv", index=False)
-    every = pd.concat(curves, ignore_index=True)
-    every.to_csv(out_dir / "efficiency_trials.csv", index=False)
-    _plot(every, table, out_dir / "efficiency.png")
+    write_outputs(out_dir, "efficiency", table, pd.concat(curves, ignore_index=True), _plot)
     return table
 
 

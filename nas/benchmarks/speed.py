@@ -29,7 +29,8 @@ import torch  # noqa: E402
 
 from nas.benchmarks import load_baseline, register_suite  # noqa: E402
 from nas.benchmarks.attention import machine  # noqa: E402
-from nas.benchmarks.curves import Reached, best_so_far, final_best, time_to_target, trial_frame, warm_up  # noqa: E402
+from nas.benchmarks.curves import (Reached, best_so_far, final_best, time_to_target, trial_frame, warm_up,  # noqa: E402
+                                   write_outputs)
 from nas.device import resolve_device  # noqa: E402
 from nas.study import SearchConfig, run_search  # noqa: E402
 
@@ -116,10 +117,7 @@ def speed_suite(out_dir: Path, device: str = "auto", quick: bool = False, seeds:
     table = pd.DataFrame([*rows, summarise(rows)]).assign(
         target=target, budget_s=budget_s, max_epochs=max_epochs, threads=torch.get_num_threads(), device=device,
         machine=machine(device))
-    table.to_csv(out_dir / "speed.csv", index=False)
-    trials = pd.concat(curves, ignore_index=True)
-    trials.to_csv(out_dir / "speed_trials.csv", index=False)
-    _plot(trials, table, out_dir / "speed.png")
+    write_outputs(out_dir, "speed", table, pd.concat(curves, ignore_index=True), _plot)
     return table
 
 

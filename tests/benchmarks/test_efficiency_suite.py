@@ -5,20 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from nas.benchmarks import run_suite
 from nas.benchmarks.curves import band, best_so_far
 from nas.benchmarks.efficiency import METHODS, TASKS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """On a busy machine two spinning OpenMP threads per process slow training many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_quick_efficiency_suite_writes_table_curves_and_plot(tmp_path):

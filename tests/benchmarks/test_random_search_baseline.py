@@ -8,20 +8,13 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 
 from nas.benchmarks import load_baseline
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "baselines" / "random_search.py"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """On a busy machine two spinning OpenMP threads per process slow training many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_baseline_runs_two_trials_on_digits_and_stores_them(tmp_path):

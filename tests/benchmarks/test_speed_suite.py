@@ -6,20 +6,13 @@ import math
 
 import pandas as pd
 import pytest
-import torch
 
 from nas.benchmarks import run_suite
 from nas.benchmarks.curves import Reached
 from nas.benchmarks.speed import QUICK_TARGET, compare
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """On a busy machine two spinning OpenMP threads per process slow training many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_quick_speed_suite_writes_table_trials_and_plot(tmp_path):
