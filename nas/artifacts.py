@@ -21,11 +21,12 @@ from typing import Mapping, Sequence
 import optuna
 import torch
 from optuna.study import StudyDirection
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from nas.pareto import dominates
+from nas.snapshot import seen_trials
 
 WEIGHTS_ATTR = "weights"
 
@@ -95,27 +96,32 @@ def load_trial_weights(results_dir: str | Path, trial: optuna.trial.FrozenTrial)
     return load_weights(path)
 
 
-def is_new_best(study: optuna.Study, values: float | Sequence[float]) -> bool:
+def is_new_best(study: optuna.Study, values: float | Sequence[float],
+                trials: Sequence[FrozenTrial] | None = None) -> bool:
     """Whether a trial scoring ``values`` would be the best so far: no complete trial is better.
 
     Ties count as new bests, and for several objectives "better" means
     dominating, so every trial that ends on the Pareto front had its weights kept.
+    ``trials`` are the study's trials to compare with (default: read them now).
     """
     values = [values] if isinstance(values, (int, float)) else list(values)
     maximize = [d == StudyDirection.MAXIMIZE for d in study.directions]
     if len(values) != len(maximize):
         raise ValueError(f"study {study.study_name!r} has {len(maximize)} objective(s), got {len(values)} value(s)")
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return not any(dominates(t.values, values, maximize) for t in done if t.values is not None)
+    done = study.get_trials(deepcopy=False) if trials is None else trials
+    return not any(dominates(t.values, values, maximize) for t in done
+                   if t.state == TrialState.COMPLETE and t.values is not None)
 
 
 def keep_if_best(trial: optuna.Trial, state_dict: Mapping[str, torch.Tensor] | None,
                  values: float | Sequence[float], results_dir: str | Path = "results") -> str | None:
     """Inside an objective, before it returns: save the weights if the trial is a new best, record the path.
 
+    It compares with the study as the trial saw it when it began: a trial that ended
+    better meanwhile only means one weights file more, never a best without one.
     Returns the recorded relative path, or None when the trial is not a new best.
     """
-    if state_dict is None or not is_new_best(trial.study, values):
+    if state_dict is None or not is_new_best(trial.study, values, seen_trials(trial.study)):
         return None
     relative = save_trial_weights(results_dir, trial.study.study_name, trial.number, state_dict)
     trial.set_user_attr(WEIGHTS_ATTR, relative)

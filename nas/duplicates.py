@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.artifacts import WEIGHTS_ATTR
+from nas.snapshot import seen_trials
 
 OWN_ATTRS = ("arch", "summary", "arch_hash", "train_config", "seed", "device", WEIGHTS_ATTR)
 
@@ -22,9 +23,10 @@ def _training(train_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def find_original(study: optuna.Study, arch_hash: str, train_config: dict[str, Any]) -> FrozenTrial | None:
-    """The first complete or pruned trial of ``study`` with this architecture and training, if any."""
+    """The first complete or pruned trial of ``study`` with this architecture and training, if any (inside an objective:
+    the study as its trial sees it)."""
     wanted = _training(train_config)
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+    for trial in seen_trials(study, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         attrs = trial.user_attrs
         if attrs.get("arch_hash") == arch_hash and _training(attrs.get("train_config", {})) == wanted \
                 and "copied_from" not in attrs:

@@ -17,6 +17,8 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.snapshot import seen_trials
+
 NOT_THE_CANDIDATES = ("interrupted", "surplus")  # reasons of trials that failed by the search's own doing
 WINDOW, LIMIT = 20, 10
 
@@ -45,8 +47,7 @@ class FailureLimit:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state == TrialState.FAIL:
             free_memory()
-        ended = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                                     TrialState.FAIL))
+        ended = [t for t in seen_trials(study, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
                  if t.datetime_start is not None and t.datetime_start >= self.since
                  and t.user_attrs.get("reason") not in NOT_THE_CANDIDATES]
         recent = sorted(ended, key=lambda t: t.number)[-self.window:]

@@ -25,6 +25,7 @@ from nas.interrupt import InterruptGuard
 from nas.measure import COSTS, count_flops, count_parameters, measure_latency
 from nas.model import build_model
 from nas.progress import FINISHED
+from nas.snapshot import seen_trials
 from nas.space import SearchSpace
 from nas.train import FitResult, Trainer
 
@@ -41,8 +42,9 @@ def trial_seed(seed: int, number: int) -> int:
 
 
 def is_surplus(study: optuna.Study, number: int, total: int) -> bool:
-    """Whether trial ``number`` would overshoot ``total``: finished trials plus running ones ahead of it reach it."""
-    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+    """Whether trial ``number`` would overshoot ``total``: finished trials plus running ones ahead of it reach it
+    (in the study as that trial sees it, read after it was made)."""
+    trials = seen_trials(study, states=(*FINISHED, TrialState.RUNNING))
     return sum(t.state in FINISHED or t.number < number for t in trials) >= total
 
 
@@ -129,7 +131,8 @@ class Objective:
     def _resume(self, trial: optuna.Trial, report: Callable[[float, int], bool]) -> tuple[dict | None, list[Path]]:
         """For a retry of a trial whose worker died: the dead trial's last checkpoint (None if it has none or it
         is corrupt) and its path, with the learning curve so far reported again to the pruner."""
-        history = trial.study._storage.get_trial(trial._trial_id).system_attrs.get("retry_history", [])
+        this = next(t for t in seen_trials(trial.study) if t.number == trial.number)
+        history = this.system_attrs.get("retry_history", [])
         if not history:
             return None, []
         previous = checkpoint_path(self.config.results_dir, trial.study.study_name, history[-1])
@@ -151,7 +154,10 @@ class Objective:
 
 
 def _reporter(trial: optuna.Trial) -> Callable[[float, int], bool]:
-    """Single objective: Optuna's own report and pruner."""
+    """Single objective: Optuna's own report and pruner; with no pruner, nothing (each report is a storage write,
+    and the curve is recorded whole as ``val_history``)."""
+    if isinstance(trial.study.pruner, optuna.pruners.NopPruner):
+        return lambda value, epoch: False
 
     def report(value: float, epoch: int) -> bool:
         trial.report(value, epoch)

@@ -66,27 +66,33 @@ class Progress:
         self.larger_is_better = larger_is_better
         self.best = best_value(trials, larger_is_better)
         done = sum(t.state in FINISHED for t in trials)
+        # No bar, no tqdm: its lock is a multiprocessing semaphore, which a worker ending with os._exit would leak.
+        drawn = bar and not quiet and sys.stderr.isatty()
         self.bar = tqdm(total=total, initial=done, unit="trial", desc="trials", dynamic_ncols=True,
-                        disable=quiet or not bar or not sys.stderr.isatty(), file=sys.stderr)
+                        file=sys.stderr) if drawn else None
         self._show_best()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if not self.quiet:
-            self.bar.write(trial_line(trial), file=self.out)
+            if self.bar is None:
+                print(trial_line(trial), file=self.out)
+            else:
+                self.bar.write(trial_line(trial), file=self.out)
         value = metric_of(trial)
         if trial.state == TrialState.COMPLETE and value is not None:
             improved = self.best is None or (value > self.best if self.larger_is_better else value < self.best)
             self.best = value if improved else self.best
-        if trial.state in FINISHED:
+        if trial.state in FINISHED and self.bar is not None:
             self.bar.update(1)
         self._show_best()
 
     def _show_best(self) -> None:
-        if self.best is not None:
+        if self.best is not None and self.bar is not None:
             self.bar.set_postfix_str(f"best={self.best:.4f}")
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def top_trials(trials: list[FrozenTrial], larger_is_better: bool, k: int = 5) -> pd.DataFrame:

@@ -19,13 +19,14 @@ from nas.failures import FailureLimit
 from nas.interrupt import InterruptGuard
 from nas.objective import Objective
 from nas.progress import FINISHED, Progress
+from nas.snapshot import seen_trials
 from nas.space import SearchSpace
 from nas.train import Trainer
 
 if TYPE_CHECKING:
     from nas.study import SearchConfig
 
-WAIT_SECONDS = 1.0  # between looks at the storage while other workers finish the last trials
+WAIT_SECONDS = 0.25  # between looks at the storage while other workers finish the last trials
 HEARTBEAT_SECONDS = 10  # a trial with no heartbeat for 3 of these is stale: its worker died
 
 
@@ -39,8 +40,7 @@ def run_trials(study: optuna.Study, space: SearchSpace, trainer: Trainer, config
     status = "done"
     with InterruptGuard() as guard:
         objective = Objective(space, trainer, config, guard, objectives=tuple(study.metric_names or ()), curves=curves)
-        callbacks = [optuna.study.MaxTrialsCallback(config.trials, states=FINISHED), progress, failures,
-                     guard.stop_if_pending, _stop_when_claimed(config.trials)]
+        callbacks = [progress, failures, guard.stop_if_pending, _stop_when_claimed(config.trials)]
         try:
             while not (guard.pending or failures.tripped) and _wants_more(study, config.trials, deadline):
                 left = None if deadline is None else deadline - time.monotonic()
@@ -55,11 +55,11 @@ def run_trials(study: optuna.Study, space: SearchSpace, trainer: Trainer, config
 
 
 def _stop_when_claimed(total: int):
-    """Optuna callback: stop once finished and running trials reach ``total``, so no surplus trial is claimed
-    in the first place (the objective's check stays the rule)."""
+    """Optuna callback: stop once finished and running trials reach ``total`` (and so once finished ones do),
+    so no surplus trial is claimed in the first place (the objective's check stays the rule)."""
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        claimed = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        claimed = seen_trials(study, states=(*FINISHED, TrialState.RUNNING))
         if trial.user_attrs.get("reason") == "surplus" or len(claimed) >= total:
             study.stop()
 
