@@ -4,9 +4,9 @@ share of a trial's time spent inside storage calls.
 Throughput rows run :func:`nas.study.run_search` with ``SearchConfig(jobs=N)``
 as a user would, and report two rates: end to end (the command's wall time,
 spawning and the workers' torch import and task load included) and steady
-state (finished trials between the first trial's start and the last one's
-completion, from the storage's own timestamps). Trials use no pruner, so every
-trial trains the same number of epochs and the rates compare like with like.
+state (finished trials per minute while every worker was busy, from the
+storage's own timestamps; see :func:`steady_rate`). Trials use no pruner, so
+every trial trains the same number of epochs and the rates compare like with like.
 
 Each spawned worker runs ``cores // jobs`` torch threads (``nas.workers.cpu_threads``);
 before that rule, every worker took one thread per core and 2 workers on 2 cores
@@ -115,11 +115,27 @@ class StorageClock:
         return timed
 
 
-def steady_rate(trials: list[optuna.trial.FrozenTrial]) -> float:
-    """Finished trials per minute between the first trial's start and the last finished trial's completion."""
-    done = [t for t in trials if t.state in FINISHED]
-    span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
-    return 60 * len(done) / span
+def steady_rate(trials: list[optuna.trial.FrozenTrial], jobs: int = 1) -> float:
+    """Finished trials per minute while ``jobs`` trials ran at once: from the first moment they did to the
+    last, counting the trials finished in between (the whole span of the trials when they never did).
+
+    Worker 0 is the calling process and trains at once while the spawned workers are still importing
+    torch, so the span from the first trial's start would mix in a stretch with fewer workers.
+    """
+    ended = [t for t in trials if t.datetime_start is not None and t.datetime_complete is not None]
+    done = [t for t in ended if t.state in FINISHED]
+    events = sorted([(t.datetime_start, 1) for t in ended] + [(t.datetime_complete, -1) for t in ended])
+    running, start, end = 0, None, None
+    for moment, change in events:  # at equal times an end (-1) sorts before a start (+1)
+        if running >= jobs and running + change < jobs:
+            end = moment
+        running += change
+        if running >= jobs and start is None:
+            start = moment
+    if start is None or end is None or end <= start:
+        start, end = min(t.datetime_start for t in done), max(t.datetime_complete for t in done)
+    finished = sum(start < t.datetime_complete <= end for t in done)
+    return 60 * finished / (end - start).total_seconds()
 
 
 def _config(budget: Budget, device: str, folder: Path, study: str, url: str | None, jobs: int,
@@ -141,7 +157,7 @@ def throughput_row(budget: Budget, device: str, folder: Path, storage: str, url:
     threads = torch.get_num_threads() if jobs == 1 else cpu_threads([device] * jobs)
     return {"measure": "throughput", "storage": storage, "space": SPACE, "jobs": jobs, "pruner": "none",
             "threads_per_worker": threads, "status": outcome.status, "finished": outcome.finished, "wall_s": wall,
-            "trials_per_min_wall": 60 * outcome.finished / wall, "trials_per_min_steady": steady_rate(trials)}
+            "trials_per_min_wall": 60 * outcome.finished / wall, "trials_per_min_steady": steady_rate(trials, jobs)}
 
 
 def overhead_row(budget: Budget, device: str, folder: Path, storage: str, url: str | None,
@@ -226,10 +242,14 @@ def workers_suite(out_dir: Path, device: str = "auto", quick: bool = False, tria
 
 
 def _with_speedup(table: pd.DataFrame) -> pd.DataFrame:
-    """Steady trials/min over the one-worker throughput row of the same storage."""
-    single = table[(table["measure"] == "throughput") & (table["jobs"] == 1)].set_index("storage")
-    base = table["storage"].map(single["trials_per_min_steady"])
-    return table.assign(speedup_steady=(table["trials_per_min_steady"] / base).where(table["measure"] == "throughput"))
+    """Steady and end-to-end trials/min over those of the one-worker throughput row of the same storage."""
+    rates = table["measure"] == "throughput"
+    single = table[rates & (table["jobs"] == 1)].set_index("storage")
+    speedups = {}
+    for kind in ("steady", "wall"):
+        base = table["storage"].map(single[f"trials_per_min_{kind}"])
+        speedups[f"speedup_{kind}"] = (table[f"trials_per_min_{kind}"] / base).where(rates)
+    return table.assign(**speedups)
 
 
 def _plot(table: pd.DataFrame, path: Path) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 
 import optuna
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
 
 from nas.benchmarks import run_suite
 from nas.benchmarks.workers import StorageClock, steady_rate
@@ -66,3 +68,20 @@ def test_steady_rate_counts_finished_trials_over_their_span(tmp_path):
     trials = study.get_trials()
     span = (trials[-1].datetime_complete - trials[0].datetime_start).total_seconds()
     assert steady_rate(trials) == pytest.approx(180 / span)
+
+
+def ran(number: int, start: float, end: float) -> optuna.trial.FrozenTrial:
+    zero = datetime.datetime(2026, 1, 1)
+    return optuna.trial.FrozenTrial(number=number, state=TrialState.COMPLETE, value=0.5, values=None,
+                                    datetime_start=zero + datetime.timedelta(seconds=start),
+                                    datetime_complete=zero + datetime.timedelta(seconds=end), params={},
+                                    distributions={}, user_attrs={}, system_attrs={}, intermediate_values={},
+                                    trial_id=number)
+
+
+def test_steady_rate_of_several_workers_counts_only_while_all_of_them_are_busy():
+    first = [ran(i, i, i + 1) for i in range(4)]  # worker 0: from 0 s, one trial a second
+    late = [ran(4 + i, 2 + i, 3 + i) for i in range(2)]  # worker 1 joins at 2 s
+    assert steady_rate(first + late, jobs=2) == pytest.approx(60 * 4 / 2)  # 2-4 s: 4 trials end
+    assert steady_rate(first + late, jobs=1) == pytest.approx(60 * 6 / 4)
+    assert steady_rate(first, jobs=2) == pytest.approx(60)  # never 2 at once: the whole span
