@@ -139,23 +139,23 @@ def steady_rate(trials: list[optuna.trial.FrozenTrial], jobs: int = 1) -> float:
 
 
 def _config(budget: Budget, device: str, folder: Path, study: str, url: str | None, jobs: int,
-            pruner: str, space: str = SPACE) -> SearchConfig:
+            pruner: str, space: str = SPACE, seed: int = 0) -> SearchConfig:
     return SearchConfig(trials=budget.trials, task=TASK, space=space, study=study, storage=url, sampler="tpe",
-                        pruner=pruner, max_epochs=budget.epochs, seed=0, device=device, quiet=True,
+                        pruner=pruner, max_epochs=budget.epochs, seed=seed, device=device, quiet=True,
                         results_dir=str(folder), jobs=jobs)
 
 
 def throughput_row(budget: Budget, device: str, folder: Path, storage: str, url: str | None,
-                   jobs: int) -> dict[str, Any]:
+                   jobs: int, seed: int = 0) -> dict[str, Any]:
     """One ``run_search`` with ``jobs`` workers, as a user runs it."""
-    study = f"throughput-{storage}-{jobs}"
-    config = _config(budget, device, folder, study, url, jobs, pruner="none")
+    study = f"throughput-{storage}-{jobs}-{seed}"
+    config = _config(budget, device, folder, study, url, jobs, pruner="none", seed=seed)
     start = time.perf_counter()
     outcome = run_search(config, out=io.StringIO())
     wall = time.perf_counter() - start
     trials = optuna.load_study(study_name=study, storage=outcome.storage).get_trials(deepcopy=False)
     threads = torch.get_num_threads() if jobs == 1 else cpu_threads([device] * jobs)
-    return {"measure": "throughput", "storage": storage, "space": SPACE, "jobs": jobs, "pruner": "none",
+    return {"measure": "throughput", "storage": storage, "space": SPACE, "seed": seed, "jobs": jobs, "pruner": "none",
             "threads_per_worker": threads, "status": outcome.status, "finished": outcome.finished, "wall_s": wall,
             "trials_per_min_wall": 60 * outcome.finished / wall, "trials_per_min_steady": steady_rate(trials, jobs)}
 
@@ -178,7 +178,7 @@ def overhead_row(budget: Budget, device: str, folder: Path, storage: str, url: s
     wall = time.perf_counter() - start
     trials = search.get_trials(deepcopy=False)
     finished = sum(t.state in FINISHED for t in trials)
-    return {"measure": "overhead", "storage": storage, "space": space, "jobs": 1, "pruner": pruner,
+    return {"measure": "overhead", "storage": storage, "space": space, "seed": 0, "jobs": 1, "pruner": pruner,
             "threads_per_worker": torch.get_num_threads(), "status": status, "finished": finished, "wall_s": wall,
             "trials_per_min_wall": 60 * finished / wall, "trials_per_min_steady": steady_rate(trials),
             "storage_calls": clock.calls, "storage_s": clock.seconds,
@@ -205,9 +205,10 @@ def _storage_url(storage: str) -> Iterator[str | None]:
         yield url
 
 
-def storage_rows(budget: Budget, device: str, folder: Path, storage: str) -> list[dict[str, Any]]:
+def storage_rows(budget: Budget, device: str, folder: Path, storage: str, seeds: int) -> list[dict[str, Any]]:
     with _storage_url(storage) as url:
-        rows = [throughput_row(budget, device, folder, storage, url, jobs) for jobs in budget.jobs]
+        rows = [throughput_row(budget, device, folder, storage, url, jobs, seed)
+                for seed in range(seeds) for jobs in budget.jobs]
         # After the in-process one-worker run, which pays this process's first-trial warm-up like a real search.
         rows += [overhead_row(budget, device, folder, storage, url, pruner, space)
                  for space in budget.overhead_spaces for pruner in budget.overhead_pruners]
@@ -215,11 +216,14 @@ def storage_rows(budget: Budget, device: str, folder: Path, storage: str) -> lis
 
 
 @register_suite("workers")
-def workers_suite(out_dir: Path, device: str = "auto", quick: bool = False, trials: int | None = None) -> pd.DataFrame:
+def workers_suite(out_dir: Path, device: str = "auto", quick: bool = False, trials: int | None = None,
+                  seeds: int = 1) -> pd.DataFrame:
     """Workers and storages on the tiny space (storage overhead also on the default space); writes workers.csv
     and workers.png.
 
-    ``trials`` is the total per search (default 24, quick 4). Quick runs SQLite only with 1 and 2 workers.
+    ``trials`` is the total per search (default 24, quick 4). ``seeds`` repeats the throughput searches with
+    that many search seeds, so the speed-ups come with their spread (on 2 cores one run's rate moves by
+    up to 15%). Quick runs SQLite only with 1 and 2 workers.
     """
     device = str(resolve_device(device))
     budget = QUICK if quick else FULL
@@ -233,7 +237,7 @@ def workers_suite(out_dir: Path, device: str = "auto", quick: bool = False, tria
             if missing:
                 warnings.warn(f"workers suite: PostgreSQL rows skipped: {missing}", RuntimeWarning, stacklevel=2)
                 continue
-            rows += storage_rows(budget, device, Path(folder), storage)
+            rows += storage_rows(budget, device, Path(folder), storage, seeds)
     table = _with_speedup(pd.DataFrame(rows)).assign(trials=budget.trials, epochs=budget.epochs, task=TASK,
                                                      machine=where)
     table.to_csv(out_dir / "workers.csv", index=False)
@@ -242,27 +246,34 @@ def workers_suite(out_dir: Path, device: str = "auto", quick: bool = False, tria
 
 
 def _with_speedup(table: pd.DataFrame) -> pd.DataFrame:
-    """Steady and end-to-end trials/min over those of the one-worker throughput row of the same storage."""
+    """Steady and end-to-end trials/min over those of the one-worker throughput row of the same storage and seed."""
     rates = table["measure"] == "throughput"
-    single = table[rates & (table["jobs"] == 1)].set_index("storage")
+    single = table[rates & (table["jobs"] == 1)].set_index(["storage", "seed"])
+    keys = pd.MultiIndex.from_frame(table[["storage", "seed"]])
     speedups = {}
     for kind in ("steady", "wall"):
-        base = table["storage"].map(single[f"trials_per_min_{kind}"])
+        base = single[f"trials_per_min_{kind}"].reindex(keys).to_numpy()
         speedups[f"speedup_{kind}"] = (table[f"trials_per_min_{kind}"] / base).where(rates)
     return table.assign(**speedups)
 
 
 def _plot(table: pd.DataFrame, path: Path) -> None:
-    rates = table[table["measure"] == "throughput"]
+    runs = table[table["measure"] == "throughput"].groupby(["storage", "jobs", "threads_per_worker"], sort=False)
+    rates = runs[["trials_per_min_steady", "trials_per_min_wall"]]
+    middle, low, high = rates.median(), rates.min(), rates.max()
     costs = table[table["measure"] == "overhead"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
-    labels = [f"{r.storage}\n{r.jobs}w x{r.threads_per_worker}t" for r in rates.itertuples()]
-    positions = range(len(rates))
-    left.bar([p - 0.2 for p in positions], rates["trials_per_min_steady"], width=0.4, label="steady state")
-    left.bar([p + 0.2 for p in positions], rates["trials_per_min_wall"], width=0.4, label="end to end")
+    labels = [f"{storage}\n{jobs}w x{threads}t" for storage, jobs, threads in middle.index]
+    positions = range(len(middle))
+    for shift, kind, label in ((-0.2, "steady", "steady state"), (0.2, "wall", "end to end")):
+        column = f"trials_per_min_{kind}"
+        spread = [middle[column] - low[column], high[column] - middle[column]]
+        left.bar([p + shift for p in positions], middle[column], width=0.4, yerr=spread, capsize=3, label=label)
     left.set_xticks(list(positions), labels=labels, fontsize=8)
+    seeds = table["seed"].nunique()
     left.set(ylabel="finished trials per minute",
-             title=f"Workers x threads each, {table['trials'].iloc[0]} trials")
+             title=f"Workers x threads each, {table['trials'].iloc[0]} trials"
+                   + (f" (median, min-max of {seeds} seeds)" if seeds > 1 else ""))
     left.legend()
     names = [f"{r.storage}\n{r.space}\n{r.pruner}" for r in costs.itertuples()]
     right.bar(names, 100 * costs["storage_share"], color="tab:red")

@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.benchmarks import run_suite
-from nas.benchmarks.workers import StorageClock, steady_rate
+from nas.benchmarks.workers import StorageClock, _with_speedup, steady_rate
 from nas.study import open_storage
 
 
@@ -85,3 +85,15 @@ def test_steady_rate_of_several_workers_counts_only_while_all_of_them_are_busy()
     assert steady_rate(first + late, jobs=2) == pytest.approx(60 * 4 / 2)  # 2-4 s: 4 trials end
     assert steady_rate(first + late, jobs=1) == pytest.approx(60 * 6 / 4)
     assert steady_rate(first, jobs=2) == pytest.approx(60)  # never 2 at once: the whole span
+
+
+def test_speedups_compare_each_seed_with_its_own_one_worker_run():
+    rows = [{"measure": "throughput", "storage": "sqlite", "seed": seed, "jobs": jobs,
+             "trials_per_min_steady": rate, "trials_per_min_wall": rate / 2}
+            for seed, jobs, rate in ((0, 1, 60.0), (0, 2, 120.0), (1, 1, 80.0), (1, 2, 100.0))]
+    rows.append({"measure": "overhead", "storage": "sqlite", "seed": 0, "jobs": 1, "trials_per_min_steady": 70.0,
+                 "trials_per_min_wall": 70.0})
+    table = _with_speedup(pd.DataFrame(rows))
+    assert list(table["speedup_steady"][:4]) == [1.0, 2.0, 1.0, 1.25]
+    assert list(table["speedup_wall"][:4]) == [1.0, 2.0, 1.0, 1.25]
+    assert pd.isna(table["speedup_steady"].iloc[4])
