@@ -15,6 +15,8 @@ import traceback
 
 import optuna
 import torch
+from typing import Sequence
+
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.snapshot import seen_trials
@@ -28,6 +30,23 @@ def record_failure(trial: optuna.Trial, err: BaseException) -> None:
     first = str(err).splitlines()[0] if str(err) else ""
     trial.set_user_attr("reason", f"{type(err).__name__}: {first}")
     trial.set_user_attr("traceback", "".join(traceback.format_exception(err)))
+
+
+def end_reason(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> str | None:
+    """Why ``trial`` ended short (failed, pruned, stopped; None when nothing says): its recorded reason or,
+    for a trial Optuna failed as stale, that its worker died and which trial retried it.
+
+    Optuna fails a stale trial before any code of ours runs and refuses writes to it afterwards, so
+    that reason is read off the retry, which lists the trials it retries (``retry_history``).
+    """
+    if "reason" in trial.user_attrs:
+        return trial.user_attrs["reason"]
+    if trial.state != TrialState.FAIL:
+        return None
+    retry = next((t.number for t in trials if t.system_attrs.get("retry_history", [None])[-1] == trial.number), None)
+    if retry is None:
+        return None
+    return f"stale: its worker stopped sending heartbeats (killed or crashed); retried as trial {retry}"
 
 
 def free_memory() -> None:
@@ -64,4 +83,4 @@ def failing_message(trials: list[FrozenTrial]) -> str:
             f"(the setup, not one candidate); last reason: {last}")
 
 
-__all__ = ["FailureLimit", "failing_message", "free_memory", "record_failure"]
+__all__ = ["FailureLimit", "failing_message", "end_reason", "free_memory", "record_failure"]

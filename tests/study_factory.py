@@ -83,7 +83,7 @@ def hand_study(rows: list[dict], directions: tuple[str, ...] = ("maximize",), me
         row = dict(row)
         state = row.pop("state", TrialState.COMPLETE)
         values = row.pop("values", None)
-        lr, seconds = row.pop("lr", 1e-3), row.pop("seconds", 10)
+        lr, seconds, system = row.pop("lr", 1e-3), row.pop("seconds", 10), row.pop("system_attrs", {})
         spec = row.pop("arch", arch("single", "dot"))
         attrs = {"arch": spec, "summary": ArchSpec.from_json(spec).summary(), "train_seconds": seconds, **row}
         begin = start + dt.timedelta(minutes=i)
@@ -93,7 +93,7 @@ def hand_study(rows: list[dict], directions: tuple[str, ...] = ("maximize",), me
             params={"lr": lr, "topology": ArchSpec.from_json(spec).blocks[0].mixer.topology},
             distributions={"lr": FloatDistribution(1e-4, 1e-1, log=True),
                            "topology": CategoricalDistribution(["single", "parallel", "serial", "fused"])},
-            user_attrs=attrs, system_attrs={}, intermediate_values={1: (values or [row.get("best_val", 0.0)])[0]},
+            user_attrs=attrs, system_attrs=system, intermediate_values={1: (values or [row.get("best_val", 0.0)])[0]},
             trial_id=i,
         ))
     return study

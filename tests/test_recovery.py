@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 import nas.trial_loop
+from nas.report.tables import trials_table
 from nas.study import SearchConfig, run_search
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -48,6 +49,8 @@ def test_a_killed_worker_s_trial_is_retried_from_its_checkpointed_epoch(tmp_path
             if t.state in FINISHED and t.number < 2] == done_before
     assert trials[1].state == TrialState.FAIL
     retry = next(t for t in trials if t.user_attrs.get("retry_of") == 1)
+    reason = trials_table(optuna.load_study(study_name="k", storage=url)).set_index("trial")["reason"][1]
+    assert reason.startswith("stale") and reason.endswith(f"retried as trial {retry.number}")
     assert retry.state in FINISHED and retry.params == before[1].params
     assert retry.user_attrs["resumed_from_epoch"] >= 1 and retry.user_attrs["epochs"] == 3
     assert not list((tmp_path / "k" / "checkpoints").glob("*.pt"))

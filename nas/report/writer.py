@@ -138,6 +138,10 @@ def _markdown(study: optuna.Study, report: Report, table: pd.DataFrame, full: pd
               "## What matters", "", _image(figures, "importances", "parameter importances"), "",
               "## Accuracy against cost", "", _image(figures, "cost", "validation metric against parameters and latency"),
               "", "## Attention maps of the exported model", "", _image(figures, "attention", "attention maps"), ""]
+    failed = table[(table["state"] == "FAIL") & (table["reason"] != "surplus")]
+    if not failed.empty:
+        lines += ["## Failed trials", "", "Surplus trials (claimed after the total was reached, never trained) are "
+                  "left out.", "", markdown_table(failed[["trial", "reason", "summary"]]), ""]
     if report.notes:
         lines += ["## Notes", "", *(f"- {note}" for note in report.notes), ""]
     lines += ["## Next", "", "```bash", f"python scripts/export.py --study {study.study_name}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
@@ -97,3 +98,13 @@ def test_ucr_tasks_show_published_references_beside_the_best_test_accuracy(study
     assert table["method"].tolist() == ["attention-nas (trial 1, best validation)", "InceptionTime", "HIVE-COTE 2"]
     assert table["test"][0] == 0.79 and all(0.9 < v <= 1 for v in table["test"][1:])
     assert references("digits", study.best_trial).empty
+
+
+def test_a_failed_trial_shows_its_reason_and_a_stale_one_the_retry_that_took_its_place():
+    rows = [{"state": TrialState.FAIL},  # Optuna failed it as stale: its worker died, nothing of ours ran
+            {"values": [0.7], "system_attrs": {"failed_trial": 0, "retry_history": [0]}},
+            {"state": TrialState.FAIL, "reason": "RuntimeError: out of memory"},
+            {"state": TrialState.FAIL, "reason": "surplus"}]
+    reasons = trials_table(hand_study(rows))["reason"].tolist()
+    assert reasons[0].startswith("stale: its worker stopped sending heartbeats") and reasons[0].endswith("trial 1")
+    assert pd.isna(reasons[1]) and reasons[2:] == ["RuntimeError: out of memory", "surplus"]
