@@ -35,7 +35,7 @@ from nas.space import SearchSpace, load_space
 from nas.tasks import load_task
 from nas.train import Trainer, maximize
 from nas.trial_loop import run_trials
-from nas.workers import assign_devices, run_workers
+from nas.workers import assign_devices, crowding, run_workers
 
 SAMPLERS = ("tpe", "random", "gp", "nsga2")
 PRUNERS = ("hyperband", "median", "none")
@@ -276,6 +276,8 @@ def run_search(config: SearchConfig, out: IO[str] | None = None) -> SearchOutcom
           f"({task.metric}), space {space.name} ({space.hash()}), device {where}, "
           f"sampler {config.sampler}, pruner {config.pruner}, max {config.max_epochs} epochs"
           + (f", objectives {','.join(goals)}" if len(goals) > 1 else ""), file=out)
+    if note := crowding(devices):
+        print(note, file=out)
     curves = curve_pruning(config, study, storage, larger_is_better)
     trainer = Trainer(task, devices[0])
     if config.jobs == 1:

@@ -43,14 +43,30 @@ def _device_name(text: str) -> str:
     return f"cuda:{text}" if text.strip().isdigit() else text.strip()
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _cpu_workers(devices: list[str]) -> int:
+    return sum(torch.device(d).type == "cpu" for d in devices)
+
+
 def cpu_threads(devices: list[str]) -> int:
     """Torch threads per worker: the cores shared among the CPU workers.
 
     Each process otherwise takes one thread per core, so 2 workers on 2 cores ran
     4 threads and were 8x slower than one worker (measured by the workers benchmark).
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, sum(torch.device(d).type == "cpu" for d in devices)))
+    return max(1, _cores() // max(1, _cpu_workers(devices)))
+
+
+def crowding(devices: list[str]) -> str | None:
+    """A note when CPU workers outnumber the cores: they then take turns, and the workers benchmark
+    measured 4 workers on 2 cores slower than 2."""
+    workers, cores = _cpu_workers(devices), _cores()
+    if workers <= cores:
+        return None
+    return f"note: {workers} workers on the CPU share {cores} cores; more workers than cores adds no speed"
 
 
 def run_workers(config: Any, name: str, url: str, devices: list[str], existing: int, out: IO[str],
@@ -113,4 +129,4 @@ def _work(config: Any, name: str, url: str, index: int, device: str, existing: i
     os._exit(EXIT_CODES[status])
 
 
-__all__ = ["assign_devices", "cpu_threads", "run_workers"]
+__all__ = ["assign_devices", "cpu_threads", "crowding", "run_workers"]

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 import nas.objective
 import nas.study
+import nas.workers
 from nas.benchmarks.workers import StorageClock
 from nas.cli import search_main
 from nas.space import load_space
@@ -137,3 +138,10 @@ def test_the_storage_looks_a_study_id_up_once_and_forgets_it_with_the_study(tmp_
     storage.delete_study(made)
     with pytest.raises(KeyError):
         storage.get_study_id_from_name("i")
+
+
+def test_more_cpu_workers_than_cores_get_one_thread_each_and_a_note(monkeypatch):
+    monkeypatch.setattr(nas.workers, "_cores", lambda: 2)
+    assert nas.workers.cpu_threads(["cpu"]) == 2 and nas.workers.crowding(["cpu", "cpu"]) is None
+    assert nas.workers.cpu_threads(["cpu"] * 4) == 1
+    assert nas.workers.crowding(["cpu"] * 4) == "note: 4 workers on the CPU share 2 cores; more workers than cores adds no speed"
