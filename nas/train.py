@@ -154,7 +154,7 @@ class Trainer:
         steps = config.max_epochs * math.ceil(len(self.train) / config.batch_size)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, config.warmup))
         result = FitResult(self.metric)
-        first = 1 if resume is None else self._restore(resume, model, optimizer, schedule, shuffle, result)
+        first = 1 if resume is None else self._restore(resume, model, optimizer, schedule, shuffle, result, self.device)
         start = time.perf_counter()
         for epoch in range(first, config.max_epochs + 1):
             epoch_start = time.perf_counter()
@@ -189,9 +189,10 @@ class Trainer:
             if on_checkpoint is not None and epoch < config.max_epochs:
                 on_checkpoint({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "scheduler": schedule.state_dict(), "rng": torch.get_rng_state(),
-                               "shuffle": shuffle.get_state(), "val_history": result.val_history,
-                               "epoch_seconds": result.epoch_seconds, "best_epoch": result.best_epoch,
-                               "best_metric": result.best_metric, "best_state": result.best_state})
+                               "device_rng": _device_rng(self.device), "shuffle": shuffle.get_state(),
+                               "val_history": result.val_history, "epoch_seconds": result.epoch_seconds,
+                               "best_epoch": result.best_epoch, "best_metric": result.best_metric,
+                               "best_state": result.best_state})
         result.train_seconds = time.perf_counter() - start
         if result.best_state is not None:
             model.load_state_dict(result.best_state)
@@ -201,12 +202,15 @@ class Trainer:
 
     @staticmethod
     def _restore(state: dict, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any,
-                 shuffle: torch.Generator, result: FitResult) -> int:
+                 shuffle: torch.Generator, result: FitResult, device: torch.device) -> int:
         """Load a checkpoint's states into the run; returns the epoch to go on with."""
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
+        saved = state.get("device_rng")  # absent from checkpoints of older versions
+        if device.type == "cuda" and saved is not None and saved.numel():
+            torch.cuda.set_rng_state(saved, device)
         shuffle.set_state(state["shuffle"])
         result.val_history, result.epoch_seconds = list(state["val_history"]), list(state["epoch_seconds"])
         result.best_epoch, result.best_metric, result.best_state = state["best_epoch"], state["best_metric"], state["best_state"]
@@ -226,6 +230,11 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     ]
     fused = device.type in ("cpu", "cuda") or None
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, fused=fused)
+
+
+def _device_rng(device: torch.device) -> torch.Tensor:
+    """The CUDA generator's state (dropout on a GPU draws from it); empty on the CPU, whose generator is saved apart."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.empty(0, dtype=torch.uint8)
 
 
 def warmup_cosine(steps: int, warmup: float) -> Callable[[int], float]:
