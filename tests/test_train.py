@@ -170,7 +170,7 @@ def test_a_run_resumed_from_its_checkpoint_matches_the_run_never_stopped(tmp_pat
     assert state["epoch"] == 2
     resumed = trainer.fit(build_model(SPEC, trainer.input_spec, seed=0), config, resume=state)
     assert resumed.val_history == whole.val_history and resumed.test_metric == whole.test_metric
-    older = {key: value for key, value in state.items() if key != "device_rng"}  # written before it was saved
+    older = {key: value for key, value in load_checkpoint(path).items() if key != "device_rng"}  # as saved before
     again = trainer.fit(build_model(SPEC, trainer.input_spec, seed=0), config, resume=older)
     assert again.val_history == whole.val_history
 
