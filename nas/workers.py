@@ -2,8 +2,8 @@
 
 Optuna's RDB storage is the shared state; a worker is the same trial loop the
 one-process search runs (:func:`nas.trial_loop.run_trials`), with its own sampler
-seed, and each spawned worker opens the storage itself. Many machines: run the same command on each, pointed at one PostgreSQL
-storage.
+seed, and each spawned worker opens the storage itself. Many machines: run the
+same command on each, pointed at one PostgreSQL storage.
 
 >>> assign_devices(("cuda:0", "cuda:1"), jobs=3, default="auto")
 ['cuda:0', 'cuda:1', 'cuda:0']
