@@ -15,7 +15,7 @@ import traceback
 
 import optuna
 import torch
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from optuna.trial import FrozenTrial, TrialState
 
@@ -32,19 +32,23 @@ def record_failure(trial: optuna.Trial, err: BaseException) -> None:
     trial.set_user_attr("traceback", "".join(traceback.format_exception(err)))
 
 
-def end_reason(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> str | None:
+def retries(trials: Sequence[FrozenTrial]) -> dict[int, int]:
+    """Trial number of each stale trial that was retried -> number of its retry (from ``retry_history``)."""
+    return {t.system_attrs["retry_history"][-1]: t.number for t in trials if t.system_attrs.get("retry_history")}
+
+
+def end_reason(trial: FrozenTrial, retried: Mapping[int, int]) -> str | None:
     """Why ``trial`` ended short (failed, pruned, stopped; None when nothing says): its recorded reason or,
-    for a trial Optuna failed as stale, that its worker died and which trial retried it.
+    for a trial Optuna failed as stale, that its worker died and which trial retried it (``retried``:
+    :func:`retries` of the study's trials).
 
     Optuna fails a stale trial before any code of ours runs and refuses writes to it afterwards, so
-    that reason is read off the retry, which lists the trials it retries (``retry_history``).
+    that reason is read off the retry, which lists the trials it retries.
     """
     if "reason" in trial.user_attrs:
         return trial.user_attrs["reason"]
-    if trial.state != TrialState.FAIL:
-        return None
-    retry = next((t.number for t in trials if t.system_attrs.get("retry_history", [None])[-1] == trial.number), None)
-    if retry is None:
+    retry = retried.get(trial.number)
+    if trial.state != TrialState.FAIL or retry is None:
         return None
     return f"stale: its worker stopped sending heartbeats (killed or crashed); retried as trial {retry}"
 
@@ -83,4 +87,4 @@ def failing_message(trials: list[FrozenTrial]) -> str:
             f"(the setup, not one candidate); last reason: {last}")
 
 
-__all__ = ["FailureLimit", "failing_message", "end_reason", "free_memory", "record_failure"]
+__all__ = ["FailureLimit", "failing_message", "end_reason", "free_memory", "record_failure", "retries"]

@@ -19,7 +19,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.curve_pruning import is_shadow
-from nas.failures import end_reason
+from nas.failures import end_reason, retries
 from nas.pareto import pareto_mask
 from nas.study import StudyError, open_storage
 
@@ -152,7 +152,7 @@ def pick_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
                          f"(trials {min(trials)}..{max(trials)})")
     trial = trials[number]
     if trial.state != TrialState.COMPLETE:
-        why = end_reason(trial, list(trials.values()))
+        why = end_reason(trial, retries(list(trials.values())))
         raise StudyError(f"trial {number} did not complete ({trial.state.name}{': ' + why if why else ''}); "
                          f"complete trials, best first: {_numbers(ranked)}")
     if objectives(study).multi:

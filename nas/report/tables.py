@@ -16,7 +16,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.failures import end_reason
+from nas.failures import end_reason, retries
 from nas.pareto import pareto_mask
 from nas.stored import objectives, ranked_trials
 
@@ -47,6 +47,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     goal = objectives(study)
     rows = []
     trials = study.get_trials(deepcopy=False)
+    retried = retries(trials)
     for t in trials:
         attrs = t.user_attrs
         values = t.values if t.state == TrialState.COMPLETE and t.values is not None else [math.nan] * len(goal.names)
@@ -57,7 +58,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
             "flops": attrs.get("flops"), "latency_ms": attrs.get("latency_ms"), "epochs": attrs.get("epochs"),
             "seconds": attrs.get("train_seconds"), "summary": attrs.get("summary"),
             "topology": topology, "types": types, "started": t.datetime_start, "completed": t.datetime_complete,
-            "reason": end_reason(t, trials),
+            "reason": end_reason(t, retried),
         })
     columns = ["trial", "state", *goal.names, "best_val", "test", "params", "flops", "latency_ms", "epochs",
                "seconds", "summary", "topology", "types", "started", "completed", "reason"]
