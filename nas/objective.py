@@ -27,6 +27,7 @@ from nas.model import build_model
 from nas.progress import FINISHED
 from nas.snapshot import seen_trials
 from nas.space import SearchSpace
+from nas.storage import batched_writes
 from nas.train import FitResult, Trainer
 
 if TYPE_CHECKING:
@@ -67,15 +68,17 @@ class Objective:
         if is_surplus(trial.study, trial.number, self.config.trials):
             trial.set_user_attr("reason", "surplus")
             raise SurplusTrial(f"trial {trial.number} is beyond the {self.config.trials} trials asked for")
-        spec, train = self.space.sample(trial, self.trainer.input_spec)
-        seed = trial_seed(self.config.seed, trial.number)
-        train = replace(train, max_epochs=self.config.max_epochs, time_limit=self.config.trial_timeout, seed=seed)
-        for key, value in {"arch": spec.to_json(), "summary": spec.summary(), "arch_hash": spec.hash(),
-                           "train_config": asdict(train), "seed": seed, "device": str(self.trainer.device)}.items():
-            trial.set_user_attr(key, value)
+        with batched_writes(trial):  # one transaction, before training: a killed trial's retry needs its parameters
+            spec, train = self.space.sample(trial, self.trainer.input_spec)
+            seed = trial_seed(self.config.seed, trial.number)
+            train = replace(train, max_epochs=self.config.max_epochs, time_limit=self.config.trial_timeout, seed=seed)
+            for key, value in {"arch": spec.to_json(), "summary": spec.summary(), "arch_hash": spec.hash(),
+                               "train_config": asdict(train), "seed": seed, "device": str(self.trainer.device)}.items():
+                trial.set_user_attr(key, value)
         original = find_original(trial.study, spec.hash(), asdict(train))
         if original is not None:  # trained already: take its result instead of training again
-            copy_result(trial, original)
+            with batched_writes(trial):
+                copy_result(trial, original)
             if original.state == TrialState.PRUNED:
                 raise optuna.TrialPruned(f"copy of pruned trial {original.number}")
             return original.value if len(self.objectives) == 1 else original.values
@@ -117,15 +120,17 @@ class Objective:
                   "train_seconds": result.train_seconds}
         if result.stop_reason:
             record["reason"] = result.stop_reason
-        for key, value in record.items():
-            trial.set_user_attr(key, value)
-        if result.pruned:
-            raise optuna.TrialPruned(result.stop_reason)
-        if len(self.objectives) == 1:
-            values: float | list[float] = result.best_metric
-        else:
-            values = [result.best_metric if name not in COSTS else float(cost[COSTS[name]]) for name in self.objectives]
-        keep_if_best(trial, result.best_state, values, results_dir=self.config.results_dir)
+        with batched_writes(trial):  # the results and the weights' path in one transaction
+            for key, value in record.items():
+                trial.set_user_attr(key, value)
+            if result.pruned:
+                raise optuna.TrialPruned(result.stop_reason)
+            if len(self.objectives) == 1:
+                values: float | list[float] = result.best_metric
+            else:
+                values = [result.best_metric if name not in COSTS else float(cost[COSTS[name]])
+                          for name in self.objectives]
+            keep_if_best(trial, result.best_state, values, results_dir=self.config.results_dir)
         return values
 
     def _resume(self, trial: optuna.Trial, report: Callable[[float, int], bool]) -> tuple[dict | None, list[Path]]:

@@ -48,6 +48,7 @@ from nas.benchmarks.attention import machine  # noqa: E402
 from nas.device import resolve_device  # noqa: E402
 from nas.progress import FINISHED  # noqa: E402
 from nas.space import load_space  # noqa: E402
+from nas.storage import SearchStorage  # noqa: E402
 from nas.study import SearchConfig, load_search_study, open_storage, run_search, run_trials  # noqa: E402
 from nas.tasks import load_task  # noqa: E402
 from nas.train import Trainer  # noqa: E402
@@ -75,7 +76,8 @@ QUICK = Budget(("sqlite",), (1, 2), ("none",), (SPACE,), trials=4, epochs=1)
 
 class StorageClock:
     """Times every public method of ``storage`` by shadowing it on the instance (the study calls
-    ``self._storage.<method>``), and the stale-trial query Optuna makes before each trial, summing the
+    ``self._storage.<method>``), the stale-trial query Optuna makes before each trial, and what the search
+    calls on a :class:`SearchStorage` directly (flushing batched writes, counting trials), summing the
     outermost calls made on the thread that built the clock."""
 
     PRIVATE = ("_get_stale_trial_ids",)
@@ -89,6 +91,10 @@ class StorageClock:
             if (not name.startswith("_") or name in self.PRIVATE) \
                     and inspect.isfunction(inspect.getattr_static(type(storage), name)):
                 setattr(storage, name, self._timed(getattr(storage, name)))
+        backend = getattr(storage, "_backend", None)  # Optuna's cache over the RDB storage
+        if isinstance(backend, SearchStorage):  # what the search calls on it directly
+            backend.flush = self._timed(backend.flush)
+            backend.count_trials = self._timed(backend.count_trials)
 
     def per_trial(self, trials: int) -> str:
         """``get_all_trials 2.0x 8.1ms, ...``: calls and milliseconds per trial by method, most time first."""
