@@ -61,15 +61,20 @@ def free_memory() -> None:
 
 
 class FailureLimit:
-    """Optuna callback: stop when ``limit`` of the last ``window`` trials since the search began have failed."""
+    """Optuna callback: stop when ``limit`` of the last ``window`` trials since the search began have failed.
+
+    It counts over every worker's trials, but only when a trial of its own worker fails: a worker whose
+    trials go on succeeding goes on, and reads nothing.
+    """
 
     def __init__(self, window: int = WINDOW, limit: int = LIMIT):
         self.window, self.limit, self.tripped = window, limit, False
         self.since = dt.datetime.now()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state == TrialState.FAIL:
-            free_memory()
+        if trial.state != TrialState.FAIL:
+            return
+        free_memory()
         ended = [t for t in seen_trials(study, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
                  if t.datetime_start is not None and t.datetime_start >= self.since
                  and t.user_attrs.get("reason") not in NOT_THE_CANDIDATES]

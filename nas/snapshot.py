@@ -5,6 +5,7 @@ trials and the running ones), about 4 ms on SQLite; a trial of ours used to make
 eight such reads. Optuna keeps its own per-trial copy for its samplers, cleared by
 ``Study.ask`` and ``Study.tell``: inside an objective it shows the study as of the
 trial's first read after the trial was made, and in callbacks as just after it ended.
+A question that needs the study as it is now, and only a number, is a COUNT instead.
 """
 
 from __future__ import annotations
@@ -14,10 +15,21 @@ from typing import Container
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.storage import SearchStorage
+
+
+def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
+    """How many trials of ``study`` are in ``states`` now (a COUNT query where the storage is a
+    :class:`SearchStorage`, which a search's always is)."""
+    backend = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDB storage in its cache
+    if isinstance(backend, SearchStorage):
+        return backend.count_trials(study._study_id, states)
+    return len(study.get_trials(deepcopy=False, states=states))
+
 
 def seen_trials(study: optuna.Study, states: Container[TrialState] | None = None) -> list[FrozenTrial]:
     """The study's trials as this trial sees them (read at most once per trial, then shared); not to be mutated."""
     return study._get_trials(deepcopy=False, states=states, use_cache=True)
 
 
-__all__ = ["seen_trials"]
+__all__ = ["count_trials", "seen_trials"]

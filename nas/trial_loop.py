@@ -19,7 +19,7 @@ from nas.failures import FailureLimit
 from nas.interrupt import InterruptGuard
 from nas.objective import Objective
 from nas.progress import FINISHED, Progress
-from nas.snapshot import seen_trials
+from nas.snapshot import count_trials
 from nas.space import SearchSpace
 from nas.train import Trainer
 
@@ -59,8 +59,7 @@ def _stop_when_claimed(total: int):
     so no surplus trial is claimed in the first place (the objective's check stays the rule)."""
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        claimed = seen_trials(study, states=(*FINISHED, TrialState.RUNNING))
-        if trial.user_attrs.get("reason") == "surplus" or len(claimed) >= total:
+        if trial.user_attrs.get("reason") == "surplus" or count_trials(study, (*FINISHED, TrialState.RUNNING)) >= total:
             study.stop()
 
     return callback
