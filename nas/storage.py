@@ -10,11 +10,13 @@ promises no more (a trial's writes must persist once its state does); the
 objective ends its first block before training, so the parameters of a trial
 whose worker dies are in the database for its retry.
 
-Optuna also reads a running trial back whole (six queries) as it starts it, as
-it ends it and, with a pruner, at every epoch. The storage keeps each trial it
-made, as written, until the trial ends, and answers those reads from memory.
-Every write still checks the trial's state in the database: a trial another
-worker failed as stale refuses it, as before.
+Optuna also reads a trial back whole (six queries) as it starts it, as it ends
+it, for the callbacks and, with a pruner, at every epoch; and its cache reads the
+trial again, new and ended, before the next. The storage keeps each trial it made
+as written while it runs, and as it ended until the next one is made (an ended
+trial never changes), and answers those reads from memory. Every write still
+checks the trial's state in the database: a trial another worker failed as stale
+refuses it, as before.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import functools
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Container, Iterator
 
 import optuna
 from optuna.distributions import BaseDistribution, check_distribution_compatibility, distribution_to_json
@@ -35,6 +37,9 @@ from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 import sqlalchemy
 from sqlalchemy import func
+
+
+MAX_IDS_ASKED = 500  # by id in one query; past that the storage's own trials are read back like any other
 
 
 @dataclass
@@ -77,7 +82,8 @@ class SearchStorage(optuna.storages.RDBStorage):
         self._study_ids: dict[str, int] = {}
         self._batches: dict[int, _Batch] = {}
         self._distributions: dict[tuple[int, str], BaseDistribution] = {}  # first one stored, as Optuna checks
-        self._running: dict[int, FrozenTrial] = {}  # trials this storage made, as written, until they end
+        self._own: dict[int, FrozenTrial] = {}  # trials this storage made: as written, then as ended
+        self._own_study: dict[int, int] = {}  # their study ids
         self._lock = threading.Lock()
 
     def get_study_id_from_name(self, study_name: str) -> int:
@@ -149,7 +155,7 @@ class SearchStorage(optuna.storages.RDBStorage):
     def _write(self, trial_id: int, batch: _Batch) -> None:
         """One transaction: the state check Optuna makes for each write, then bulk inserts (and updates of the
         attributes the trial already has: a retry starts with its dead trial's)."""
-        running = self._running.get(trial_id)
+        running = self._own.get(trial_id)
         with _create_scoped_session(self.scoped_session) as session:
             trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
             self.check_trial_is_updatable(trial_id, trial.state)
@@ -198,41 +204,67 @@ class SearchStorage(optuna.storages.RDBStorage):
             return session.query(func.count(models.TrialModel.trial_id)).filter(
                 models.TrialModel.study_id == study_id, models.TrialModel.state.in_(states)).scalar()
 
-    # The trials this storage runs, kept as written.
+    # The trials this storage made: kept as written while they run, and as they ended until the next is made
+    # (an ended trial never changes again). Reads of them need no query.
 
     def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
         trial = super()._create_new_trial(study_id, template_trial)
+        self._own = {known: own for known, own in self._own.items() if not own.state.is_finished()}
+        self._own_study = {known: self._own_study[known] for known in self._own}
         if trial.state == TrialState.RUNNING:
-            self._running[trial._trial_id] = copy.deepcopy(trial)
+            self._own[trial._trial_id] = copy.deepcopy(trial)
+            self._own_study[trial._trial_id] = study_id
         return trial
+
+    def _get_trials(self, study_id: int, states: Container[TrialState] | None, included_trial_ids: set[int],
+                    trial_id_greater_than: int) -> list[FrozenTrial]:
+        """Optuna's cache reads the study's trials with ids above ``trial_id_greater_than`` or in
+        ``included_trial_ids`` (its unfinished ones); this storage's own come from memory, and the query asks
+        for the others by id up to the newest own one."""
+        self.flush()
+        own = {known: trial for known, trial in self._own.items() if self._own_study[known] == study_id}
+        newest = max(own, default=-1)
+        gap = range(trial_id_greater_than + 1, newest)
+        if not own or len(gap) > MAX_IDS_ASKED:
+            return super()._get_trials(study_id, states, included_trial_ids, trial_id_greater_than)
+        wanted = [copy.deepcopy(trial) for known, trial in own.items()
+                  if (known > trial_id_greater_than or known in included_trial_ids)
+                  and (states is None or trial.state in states)]
+        others = (set(included_trial_ids) | set(gap)) - own.keys()
+        read = super()._get_trials(study_id, states, others, max(newest, trial_id_greater_than))
+        return sorted(read + wanted, key=lambda trial: trial._trial_id)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         self.flush()
-        running = self._running.get(trial_id)
-        return copy.deepcopy(running) if running is not None else super().get_trial(trial_id)
+        own = self._own.get(trial_id)
+        return copy.deepcopy(own) if own is not None else super().get_trial(trial_id)
 
     def get_trial_user_attrs(self, trial_id: int) -> dict[str, Any]:
-        if trial_id in self._running:
-            return self.get_trial(trial_id).user_attrs
-        return super().get_trial_user_attrs(trial_id)
+        self.flush()
+        own = self._own.get(trial_id)
+        return copy.deepcopy(own.user_attrs) if own is not None else super().get_trial_user_attrs(trial_id)
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
-        if trial_id in self._running:
-            return self.get_trial(trial_id).system_attrs
-        return super().get_trial_system_attrs(trial_id)
+        self.flush()
+        own = self._own.get(trial_id)
+        return copy.deepcopy(own.system_attrs) if own is not None else super().get_trial_system_attrs(trial_id)
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         self.flush()
         super().set_trial_intermediate_value(trial_id, step, intermediate_value)
-        if trial_id in self._running:
-            self._running[trial_id].intermediate_values[step] = intermediate_value
+        if trial_id in self._own:
+            self._own[trial_id].intermediate_values[step] = intermediate_value
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
         self.flush()
-        try:
-            return super().set_trial_state_values(trial_id, state, values)
-        finally:  # ended (its end time is the database's) or refused: read it from the database from now on
-            self._running.pop(trial_id, None)
+        own = self._own.pop(trial_id, None)  # refused (another worker ended it): read from the database from now on
+        updated = super().set_trial_state_values(trial_id, state, values)
+        if own is not None and updated and state.is_finished():
+            own.state, own.values = state, values
+            with _create_scoped_session(self.scoped_session) as session:  # the end time Optuna gave it
+                own.datetime_complete = models.TrialModel.find_or_raise_by_id(trial_id, session).datetime_complete
+            self._own[trial_id] = own
+        return updated
 
     def _check_distributions(self, session: Any, study_id: int,
                              params: dict[str, tuple[float, BaseDistribution]]) -> None:
@@ -255,7 +287,7 @@ class SearchStorage(optuna.storages.RDBStorage):
 
 
 # Everything else that reads trials comes after this thread's kept writes, as it would have without a batch.
-for _name in ("get_all_trials", "_get_trials", "get_trial_param", "get_trial_params", "get_best_trial",
+for _name in ("get_all_trials", "get_trial_param", "get_trial_params", "get_best_trial",
               "_get_best_trial_id", "get_n_trials", "get_trial_number_from_id"):
     setattr(SearchStorage, _name, _flushing_first(getattr(optuna.storages.RDBStorage, _name)))
 

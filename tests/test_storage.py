@@ -9,6 +9,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+import nas.storage
 from nas.snapshot import count_trials
 from nas.storage import SearchStorage, batched_writes
 from nas.study import open_storage
@@ -68,8 +69,41 @@ def test_a_running_trial_reads_from_memory_what_the_database_holds(tmp_path):
     assert worker.get_trial(trial).user_attrs["summary"] == "dot x2, sum"
 
     worker.set_trial_state_values(trial, TrialState.COMPLETE, [0.9])
-    ended = worker.get_trial(trial)
-    assert ended.state == TrialState.COMPLETE and ended.datetime_complete == other.get_trial(trial).datetime_complete
+    statements.sql.clear()
+    ended = worker.get_trial(trial)  # as Optuna reads it for the callbacks: ended trials never change
+    assert statements.sql == [] and ended.state == TrialState.COMPLETE and ended.values == [0.9]
+    assert comparable(ended) + (ended.values, ended.datetime_complete) == \
+        comparable(other.get_trial(trial)) + (other.get_trial(trial).values, other.get_trial(trial).datetime_complete)
+    worker.create_new_trial(study)
+    statements.sql.clear()
+    assert comparable(worker.get_trial(trial)) == comparable(ended) and statements.sql != []  # read again
+
+
+@pytest.mark.parametrize("ids_asked", [nas.storage.MAX_IDS_ASKED, 0])  # 0: every read goes the long way
+def test_the_study_s_trials_read_with_this_storage_s_own_from_memory_are_what_the_database_holds(
+        tmp_path, monkeypatch, ids_asked):
+    monkeypatch.setattr(nas.storage, "MAX_IDS_ASKED", ids_asked)
+    worker, other, study = two_storages(tmp_path)
+    ended = worker.create_new_trial(study)
+    theirs_running = other.create_new_trial(study)
+    worker.set_trial_state_values(ended, TrialState.COMPLETE, [0.5])
+    theirs_ended = other.create_new_trial(study)
+    other.set_trial_state_values(theirs_ended, TrialState.PRUNED)
+    running = worker.create_new_trial(study)
+    with worker.batched(running):
+        worker.set_trial_user_attr(running, "seed", 3)
+    after = other.create_new_trial(study)
+    assert worker._own.keys() == {running}  # the ended one was dropped when the next was made
+    ended_again = worker.create_new_trial(study)
+    worker.set_trial_state_values(ended_again, TrialState.FAIL)
+    assert worker._own.keys() == {running, ended_again}
+    for states in (None, (TrialState.RUNNING,), (TrialState.COMPLETE, TrialState.FAIL)):
+        for included, greater_than in ((set(), -1), ({theirs_running}, ended), ({running}, theirs_ended),
+                                       ({theirs_running, running}, after), (set(), ended_again)):
+            mine = worker._get_trials(study, states, included, greater_than)
+            reference = other._get_trials(study, states, included, greater_than)
+            assert [comparable(t) + (t.values, t.datetime_complete) for t in mine] == \
+                [comparable(t) + (t.values, t.datetime_complete) for t in reference], (states, included, greater_than)
 
 
 def test_a_trial_another_worker_failed_refuses_the_writes_of_its_old_worker(tmp_path):
