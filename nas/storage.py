@@ -294,7 +294,8 @@ for _name in ("get_all_trials", "get_trial_param", "get_trial_params", "get_best
 def batched_writes(trial: optuna.Trial) -> contextlib.AbstractContextManager[None]:
     """Inside an objective: keep ``trial``'s parameter and attribute writes and write them in one transaction when
     the block ends (each on its own, as Optuna does, where the study's storage is not a :class:`SearchStorage`)."""
-    backend = getattr(trial.storage, "_backend", trial.storage)  # Optuna wraps an RDB storage in its cache
+    storage = getattr(trial, "storage", None)  # a FixedTrial has none
+    backend = getattr(storage, "_backend", storage)  # Optuna wraps an RDB storage in its cache
     if isinstance(backend, SearchStorage):
         return backend.batched(trial._trial_id)
     return contextlib.nullcontext()

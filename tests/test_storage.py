@@ -182,3 +182,9 @@ def test_batched_writes_go_one_by_one_on_a_storage_that_is_not_the_search_s():
         trial.set_user_attr("seed", 1)
         assert study.trials[0].user_attrs == {"seed": 1}
     assert count_trials(study, (TrialState.RUNNING,)) == 1
+
+
+def test_batched_writes_on_a_fixed_trial_do_nothing_special():
+    trial = optuna.trial.FixedTrial({"x": 0.5})
+    with batched_writes(trial):
+        assert trial.suggest_float("x", 0, 1) == 0.5
