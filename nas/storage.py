@@ -95,6 +95,8 @@ class SearchStorage(optuna.storages.RDBStorage):
         super().delete_study(study_id)
         self._study_ids = {name: known for name, known in self._study_ids.items() if known != study_id}
         self._distributions = {key: known for key, known in self._distributions.items() if key[0] != study_id}
+        self._own = {known: own for known, own in self._own.items() if self._own_study[known] != study_id}
+        self._own_study = {known: self._own_study[known] for known in self._own}
 
     @contextlib.contextmanager
     def batched(self, trial_id: int) -> Iterator[None]:
@@ -290,6 +292,7 @@ class SearchStorage(optuna.storages.RDBStorage):
 for _name in ("get_all_trials", "get_trial_param", "get_trial_params", "get_best_trial",
               "_get_best_trial_id", "get_n_trials", "get_trial_number_from_id"):
     setattr(SearchStorage, _name, _flushing_first(getattr(optuna.storages.RDBStorage, _name)))
+
 
 def batched_writes(trial: optuna.Trial) -> contextlib.AbstractContextManager[None]:
     """Inside an objective: keep ``trial``'s parameter and attribute writes and write them in one transaction when

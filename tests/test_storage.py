@@ -188,3 +188,11 @@ def test_batched_writes_on_a_fixed_trial_do_nothing_special():
     trial = optuna.trial.FixedTrial({"x": 0.5})
     with batched_writes(trial):
         assert trial.suggest_float("x", 0, 1) == 0.5
+
+
+def test_a_deleted_study_s_trials_are_no_longer_answered_from_memory(tmp_path):
+    worker, _, study = two_storages(tmp_path)
+    trial = worker.create_new_trial(study)
+    worker.delete_study(study)
+    with pytest.raises(KeyError):
+        worker.get_trial(trial)
