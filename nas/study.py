@@ -33,7 +33,7 @@ from nas.progress import FINISHED, print_summary
 from nas.sampler import LazyGroupTPESampler
 from nas.space import SearchSpace, load_space
 from nas.storage import SearchStorage
-from nas.tasks import load_task
+from nas.tasks import Task, load_task
 from nas.train import Trainer, maximize
 from nas.trial_loop import run_trials
 from nas.workers import assign_devices, crowding, run_workers
@@ -229,6 +229,15 @@ def run_search(config: SearchConfig, out: IO[str] | None = None) -> SearchOutcom
     name = config.study or default_study_name(task.name, space.name)
     url = config.storage or f"sqlite:///{Path(config.results_dir) / name}.db"
     storage = open_storage(url, heartbeat=True)
+    try:
+        return _search_in(storage, config, space, devices, task, goals, name, url, out)
+    finally:
+        storage.engine.dispose()  # every connection closed: SQLite folds its write-ahead log into the database file
+
+
+def _search_in(storage: SearchStorage, config: SearchConfig, space: SearchSpace, devices: list[str], task: Task,
+               goals: tuple[str, ...], name: str, url: str, out: IO[str]) -> SearchOutcome:
+    """:func:`run_search` once its inputs are checked and its storage is open."""
     wanted = study_attrs(task.name, config.seed, task.metric, space, goals)
     try:
         stored = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
