@@ -77,8 +77,7 @@ class Objective:
                 trial.set_user_attr(key, value)
         original = find_original(trial.study, spec.hash(), asdict(train))
         if original is not None:  # trained already: take its result instead of training again
-            with batched_writes(trial):
-                copy_result(trial, original)
+            copy_result(trial, original)  # written with the trial's state, as its results are
             if original.state == TrialState.PRUNED:
                 raise optuna.TrialPruned(f"copy of pruned trial {original.number}")
             return original.value if len(self.objectives) == 1 else original.values
@@ -120,17 +119,15 @@ class Objective:
                   "train_seconds": result.train_seconds}
         if result.stop_reason:
             record["reason"] = result.stop_reason
-        with batched_writes(trial):  # the results and the weights' path in one transaction
-            for key, value in record.items():
-                trial.set_user_attr(key, value)
-            if result.pruned:
-                raise optuna.TrialPruned(result.stop_reason)
-            if len(self.objectives) == 1:
-                values: float | list[float] = result.best_metric
-            else:
-                values = [result.best_metric if name not in COSTS else float(cost[COSTS[name]])
-                          for name in self.objectives]
-            keep_if_best(trial, result.best_state, values, results_dir=self.config.results_dir)
+        for key, value in record.items():  # kept by the search's storage and written with the trial's state
+            trial.set_user_attr(key, value)
+        if result.pruned:
+            raise optuna.TrialPruned(result.stop_reason)
+        if len(self.objectives) == 1:
+            values: float | list[float] = result.best_metric
+        else:
+            values = [result.best_metric if name not in COSTS else float(cost[COSTS[name]]) for name in self.objectives]
+        keep_if_best(trial, result.best_state, values, results_dir=self.config.results_dir)
         return values
 
     def _resume(self, trial: optuna.Trial, report: Callable[[float, int], bool]) -> tuple[dict | None, list[Path]]:

@@ -1,22 +1,26 @@
-"""Optuna's RDB storage, made cheaper for the trials a process runs: batched writes, reads from memory.
+"""Optuna's RDB storage, made cheaper for the trials a process runs: writes kept and batched, reads from memory.
 
-Optuna writes each drawn parameter and each user attribute of a trial in a
-transaction of its own, 1.3 to 2 ms apiece on SQLite (SQLAlchemy's ORM work, not
-the SQL) and twice that on PostgreSQL: 40 to 60 ms per trial of ours, more than
-all its other storage calls together. Inside :func:`batched_writes` a trial's
-parameters and attributes are kept and written in one transaction when the block
-ends, or before any other call that touches trials. Optuna's cached storage
-promises no more (a trial's writes must persist once its state does); the
-objective ends its first block before training, so the parameters of a trial
-whose worker dies are in the database for its retry.
+Optuna writes each drawn parameter, each attribute and each epoch's value of a
+trial in a transaction of its own, 1.3 to 3.5 ms apiece on SQLite (SQLAlchemy's
+ORM work, not the SQL) and twice that on PostgreSQL, and reads the trial back
+whole (six queries) as it starts it, ends it, calls the callbacks and, with a
+pruner, at every epoch.
 
-Optuna also reads a trial back whole (six queries) as it starts it, as it ends
-it, for the callbacks and, with a pruner, at every epoch; and its cache reads the
-trial again, new and ended, before the next. The storage keeps each trial it made
-as written while it runs, and as it ended until the next one is made (an ended
-trial never changes), and answers those reads from memory. Every write still
-checks the trial's state in the database: a trial another worker failed as stale
-refuses it, as before.
+This storage keeps the writes to each trial it runs and writes them in one
+transaction:
+
+- when a :meth:`SearchStorage.batched` block ends: the objective ends one before
+  training, so the parameters of a trial whose worker dies are there for its retry;
+- with the trial's state, when it ends;
+- at the first write made :data:`WRITE_BEHIND_SECONDS` after the oldest kept one,
+  so other workers' pruners and a dashboard see a running trial's learning curve
+  at most that late.
+
+It answers reads of those trials from memory: as written (kept writes included)
+while they run, and as they ended until a read of their study has returned them
+(an ended trial never changes, and Optuna's cache never asks for it again). Every write still checks the trial's state in the database: a
+trial another worker failed as stale refuses it, as before, and is read from the
+database from then on.
 """
 
 from __future__ import annotations
@@ -26,43 +30,55 @@ import copy
 import functools
 import json
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Container, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Container, Iterator, Sequence
 
 import optuna
 from optuna.distributions import BaseDistribution, check_distribution_compatibility, distribution_to_json
 from optuna.distributions import json_to_distribution
 from optuna.storages._rdb import models
-from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 import sqlalchemy
 from sqlalchemy import func
 
-
 MAX_IDS_ASKED = 500  # by id in one query; past that the storage's own trials are read back like any other
+ENDED_KEPT = 16  # ended trials kept in memory at most, for a study no one reads
+WRITE_BEHIND_SECONDS = 1.0  # the most a running trial's kept writes wait for a write to take them along
+
+
+_TRIALS, _PARAMS = models.TrialModel.__table__, models.TrialParamModel.__table__
 
 
 @dataclass
-class _Batch:
-    """The writes to one trial kept by the thread that opened the batch."""
+class _Kept:
+    """Writes to one trial not in the database yet, and the keys of its records that are (None: not known)."""
 
-    thread: int
     params: dict[str, tuple[float, BaseDistribution]] = field(default_factory=dict)
     user_attrs: dict[str, Any] = field(default_factory=dict)
     system_attrs: dict[str, Any] = field(default_factory=dict)
+    intermediate_values: dict[int, float] = field(default_factory=dict)
+    since: float | None = None  # when the oldest kept write was made (monotonic clock)
+    held: int = 0  # open batched blocks: written when the last one ends, whatever the age
+    stored: dict[str, set] | None = None  # "user_attrs", "system_attrs", "intermediate_values": keys written
 
     def __bool__(self) -> bool:
-        return bool(self.params or self.user_attrs or self.system_attrs)
+        return bool(self.params or self.user_attrs or self.system_attrs or self.intermediate_values)
 
-    def take(self) -> _Batch:
-        """What is kept, leaving the batch empty."""
-        taken = _Batch(self.thread, self.params, self.user_attrs, self.system_attrs)
-        self.params, self.user_attrs, self.system_attrs = {}, {}, {}
+    def take(self) -> _Kept:
+        """What is kept, leaving nothing kept."""
+        taken = _Kept(self.params, self.user_attrs, self.system_attrs, self.intermediate_values)
+        self.params, self.user_attrs, self.system_attrs, self.intermediate_values = {}, {}, {}, {}
+        self.since = None
         return taken
+
+    def older_than(self, seconds: float) -> bool:
+        return self.since is not None and time.monotonic() - self.since >= seconds
 
 
 def _flushing_first(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A storage method that must see (or follow) this thread's kept writes: they are written first."""
+    """A storage method that reads the database where kept writes belong: they are written first."""
 
     @functools.wraps(method)
     def flushed(self: SearchStorage, *args: Any, **kwargs: Any) -> Any:
@@ -73,18 +89,18 @@ def _flushing_first(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class SearchStorage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage, batching a running trial's writes, reading the trials it runs from memory and
-    remembering study ids (Optuna's Hyperband pruner looks its study up by name for every parameter a trial
-    draws and every epoch it reports, a query each, and a study keeps its id for as long as it exists)."""
+    """Optuna's RDB storage, keeping a running trial's writes to write them together, reading the trials it runs
+    from memory and remembering study ids (Optuna's Hyperband pruner looks its study up by name for every
+    parameter a trial draws and every epoch it reports, a query each, and a study keeps its id while it exists)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._study_ids: dict[str, int] = {}
-        self._batches: dict[int, _Batch] = {}
         self._distributions: dict[tuple[int, str], BaseDistribution] = {}  # first one stored, as Optuna checks
-        self._own: dict[int, FrozenTrial] = {}  # trials this storage made: as written, then as ended
+        self._kept: dict[int, _Kept] = {}  # this storage's running trials, and trials in a batched block
+        self._own: dict[int, FrozenTrial] = {}  # trials this storage runs (as written) or ran (as ended)
         self._own_study: dict[int, int] = {}  # their study ids
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # kept writes are taken and written under it, so in the order made
 
     def get_study_id_from_name(self, study_name: str) -> int:
         if study_name not in self._study_ids:
@@ -93,40 +109,39 @@ class SearchStorage(optuna.storages.RDBStorage):
 
     def delete_study(self, study_id: int) -> None:
         super().delete_study(study_id)
-        self._study_ids = {name: known for name, known in self._study_ids.items() if known != study_id}
-        self._distributions = {key: known for key, known in self._distributions.items() if key[0] != study_id}
-        self._own = {known: own for known, own in self._own.items() if self._own_study[known] != study_id}
-        self._own_study = {known: self._own_study[known] for known in self._own}
+        with self._lock:
+            self._study_ids = {name: known for name, known in self._study_ids.items() if known != study_id}
+            self._distributions = {key: known for key, known in self._distributions.items() if key[0] != study_id}
+            for trial_id in [known for known, study in self._own_study.items() if study == study_id]:
+                self._forget(trial_id)
 
     @contextlib.contextmanager
     def batched(self, trial_id: int) -> Iterator[None]:
-        """Keep this thread's parameter and attribute writes to ``trial_id`` and write them at the end in one go."""
+        """Keep the writes to ``trial_id`` (run here or not) and write them in one transaction when the block ends."""
         with self._lock:
-            if trial_id in self._batches:
-                raise RuntimeError(f"trial id {trial_id} already has its writes batched")
-            self._batches[trial_id] = _Batch(threading.get_ident())
+            kept = self._kept.setdefault(trial_id, _Kept())
+            kept.held += 1
         try:
             yield
         finally:
-            try:
-                self.flush(trial_id)
-            finally:
-                with self._lock:
-                    del self._batches[trial_id]
+            with self._lock:
+                kept.held -= 1
+                try:
+                    if not kept.held:
+                        self.flush(trial_id)
+                finally:
+                    if not kept.held and trial_id not in self._own:
+                        self._kept.pop(trial_id, None)
 
     def flush(self, trial_id: int | None = None) -> None:
-        """Write what this thread keeps for ``trial_id`` (default: for every trial) in one transaction each."""
+        """Write what is kept for ``trial_id`` (default: for every trial), one transaction each."""
         with self._lock:
-            batches = list(self._batches.items())
-        for kept_for, batch in batches:
-            if (trial_id is None or kept_for == trial_id) and batch.thread == threading.get_ident() and batch:
-                self._write(kept_for, batch.take())
+            for kept_for in [trial_id] if trial_id is not None else list(self._kept):
+                kept = self._kept.get(kept_for)
+                if kept:
+                    self._write(kept_for, kept)
 
-    def _kept(self, trial_id: int) -> _Batch | None:
-        batch = self._batches.get(trial_id)
-        return batch if batch is not None and batch.thread == threading.get_ident() else None
-
-    # Writes Optuna makes one transaction each: kept while a batch is open.
+    # Writes Optuna makes one transaction each: kept for this storage's running trials and in batched blocks.
 
     def _set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                          distribution: BaseDistribution, previous_distribution: BaseDistribution | None = None,
@@ -134,152 +149,270 @@ class SearchStorage(optuna.storages.RDBStorage):
         self._keep(trial_id, "params", param_name, (param_value_internal, distribution))
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        json.dumps(value)  # refuse what cannot be stored here, where the caller is, not at the flush
+        json.dumps(value)  # refuse what cannot be stored here, where the caller is, not when it is written
         self._keep(trial_id, "user_attrs", key, value)
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         json.dumps(value)
         self._keep(trial_id, "system_attrs", key, value)
 
-    def _keep(self, trial_id: int, kind: str, key: str, value: Any) -> None:
-        """Keep one write in the open batch, or, with none open, write it now (after this thread's kept ones)."""
-        batch = self._kept(trial_id)
-        if batch is None:
-            self.flush()
-            batch = _Batch(threading.get_ident())
-            getattr(batch, kind)[key] = value
-            self._write(trial_id, batch)
-        elif kind == "params":
-            batch.params.setdefault(key, value)  # Optuna keeps a parameter's first value too
-        else:
-            getattr(batch, kind)[key] = value
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        self._keep(trial_id, "intermediate_values", step, float(intermediate_value))
 
-    def _write(self, trial_id: int, batch: _Batch) -> None:
-        """One transaction: the state check Optuna makes for each write, then bulk inserts (and updates of the
-        attributes the trial already has: a retry starts with its dead trial's)."""
-        running = self._own.get(trial_id)
-        with _create_scoped_session(self.scoped_session) as session:
-            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-            self.check_trial_is_updatable(trial_id, trial.state)
-            study_id = trial.study_id
-            self._check_distributions(session, study_id, batch.params)
-            if batch.params:
-                session.execute(sqlalchemy.insert(models.TrialParamModel), [
-                    {"trial_id": trial_id, "param_name": name, "param_value": value,
-                     "distribution_json": distribution_to_json(distribution)}
-                    for name, (value, distribution) in batch.params.items()])
-            self._upsert(session, models.TrialUserAttributeModel, trial_id, batch.user_attrs,
-                         None if running is None else running.user_attrs.keys())
-            self._upsert(session, models.TrialSystemAttributeModel, trial_id, batch.system_attrs,
-                         None if running is None else running.system_attrs.keys())
-        for name, (_, distribution) in batch.params.items():  # stored now: the first of its name, if none was
+    def _keep(self, trial_id: int, kind: str, key: Any, value: Any) -> None:
+        """Keep one write, or, for a trial with nothing kept, write it now; kept writes go at the latest with the
+        first write :data:`WRITE_BEHIND_SECONDS` after the oldest, outside a batched block."""
+        with self._lock:
+            kept = self._kept.get(trial_id)
+            if kept is None:
+                kept = _Kept()
+                getattr(kept, kind)[key] = value
+                self._write(trial_id, kept)
+                return
+            if kind == "params":
+                if key in kept.params:
+                    return  # Optuna keeps a parameter's first value too
+            getattr(kept, kind)[key] = value
+            kept.since = time.monotonic() if kept.since is None else kept.since
+            own = self._own.get(trial_id)
+            if own is not None:
+                _apply(own, kind, key, value)
+            if not kept.held and kept.older_than(WRITE_BEHIND_SECONDS):
+                self._write(trial_id, kept)
+
+    def _write(self, trial_id: int, kept: _Kept) -> None:
+        """One transaction: the state check Optuna makes for each write, then what is kept."""
+        batch = kept.take()
+        try:
+            with self.engine.begin() as connection:
+                found = connection.execute(sqlalchemy.select(_TRIALS.c.state, _TRIALS.c.study_id)
+                                           .where(_TRIALS.c.trial_id == trial_id)).first()
+                if found is None:
+                    raise KeyError(models.NOT_FOUND_MSG)
+                if not found.state.is_finished():
+                    self._insert(connection, trial_id, found.study_id, batch, kept.stored)
+            self.check_trial_is_updatable(trial_id, found.state)  # out of the transaction: it reads the trial
+        except BaseException:
+            self._forget(trial_id)  # refused, or half known: the database says what this trial holds
+            raise
+        self._stored(found.study_id, kept, batch)
+
+    def _insert(self, connection: Any, trial_id: int, study_id: int, batch: _Kept,
+                stored: dict[str, set] | None) -> None:
+        """Bulk inserts of ``batch``, and updates of the keys the trial has already (``stored``, or read when not
+        known; a retry starts with its dead trial's attributes)."""
+        self._check_distributions(connection, study_id, batch.params)
+        if batch.params:
+            connection.execute(sqlalchemy.insert(_PARAMS), [
+                {"trial_id": trial_id, "param_name": name, "param_value": value,
+                 "distribution_json": distribution_to_json(distribution)}
+                for name, (value, distribution) in batch.params.items()])
+        stored = stored or {}
+        for kind, table in (("user_attrs", models.TrialUserAttributeModel.__table__),
+                            ("system_attrs", models.TrialSystemAttributeModel.__table__)):
+            _upsert(connection, table, "key", trial_id, stored.get(kind),
+                    {key: {"value_json": json.dumps(value)} for key, value in getattr(batch, kind).items()})
+        steps = models.TrialIntermediateValueModel
+        _upsert(connection, steps.__table__, "step", trial_id, stored.get("intermediate_values"),
+                {step: dict(zip(("intermediate_value", "intermediate_value_type"),
+                                steps.intermediate_value_to_stored_repr(value)))
+                 for step, value in batch.intermediate_values.items()})
+
+    def _stored(self, study_id: int, kept: _Kept, written: _Kept) -> None:
+        """Once committed: the keys now in the database, and the distributions first stored with their names."""
+        if kept.stored is not None:
+            for kind, keys in kept.stored.items():
+                keys.update(getattr(written, kind))
+        for name, (_, distribution) in written.params.items():
             self._distributions.setdefault((study_id, name), distribution)
-        if running is not None:
-            running.params = {**running.params, **{name: distribution.to_external_repr(value)
-                                                   for name, (value, distribution) in batch.params.items()}}
-            running.distributions = {**running.distributions,
-                                     **{name: distribution for name, (_, distribution) in batch.params.items()}}
-            running.user_attrs = {**running.user_attrs, **batch.user_attrs}
-            running.system_attrs = {**running.system_attrs, **batch.system_attrs}
 
-    @staticmethod
-    def _upsert(session: Any, model: Any, trial_id: int, attrs: dict[str, Any], present: Any) -> None:
-        """Insert the new keys in one statement and update the ``present`` ones (read when not known)."""
-        if not attrs:
-            return
-        if present is None:
-            present = {key for (key,) in session.query(model.key).filter(model.trial_id == trial_id,
-                                                                        model.key.in_(list(attrs)))}
-        for key in attrs.keys() & present:
-            session.execute(sqlalchemy.update(model).where(model.trial_id == trial_id, model.key == key)
-                            .values(value_json=json.dumps(attrs[key])))
-        new = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-               for key, value in attrs.items() if key not in present]
-        if new:
-            session.execute(sqlalchemy.insert(model), new)
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        """Optuna's, in one UPDATE that checks the state it changes, with what is kept for the trial written in
+        the same transaction."""
+        if state != TrialState.RUNNING and not state.is_finished():  # back to waiting: Optuna's own
+            self.flush(trial_id)
+            return super().set_trial_state_values(trial_id, state, values)
+        with self._lock:
+            kept = self._kept.get(trial_id) or _Kept()
+            batch, now = kept.take(), datetime.now()
+            stamp = now.astimezone(timezone.utc).replace(tzinfo=None)  # stored as naive UTC, as Optuna does
+            if state == TrialState.RUNNING:
+                before, times = (TrialState.WAITING,), {"datetime_start": stamp}
+            else:
+                before, times = (TrialState.WAITING, TrialState.RUNNING), {"datetime_complete": stamp}
+            try:
+                with self.engine.begin() as connection:
+                    study_id = connection.execute(
+                        sqlalchemy.update(_TRIALS).where(_TRIALS.c.trial_id == trial_id, _TRIALS.c.state.in_(before))
+                        .values(state=state, **times).returning(_TRIALS.c.study_id)).scalar()
+                    updated, refused = study_id is not None, False
+                    if not updated:  # finished (refused, as Optuna does), or asked to run while not waiting
+                        found = connection.execute(sqlalchemy.select(_TRIALS.c.state, _TRIALS.c.study_id)
+                                                   .where(_TRIALS.c.trial_id == trial_id)).first()
+                        if found is None:
+                            raise KeyError(models.NOT_FOUND_MSG)
+                        study_id, refused = found.study_id, found.state.is_finished()
+                    if not refused:
+                        self._insert(connection, trial_id, study_id, batch, kept.stored)
+                    if values and updated:
+                        connection.execute(sqlalchemy.insert(models.TrialValueModel.__table__), [
+                            dict(zip(("trial_id", "objective", "value", "value_type"),
+                                     (trial_id, objective, *models.TrialValueModel.value_to_stored_repr(value))))
+                            for objective, value in enumerate(values)])
+                if refused:
+                    self.check_trial_is_updatable(trial_id, found.state)  # out of the transaction: it reads the trial
+            except sqlalchemy.exc.IntegrityError:
+                self._forget(trial_id)
+                return False
+            except BaseException:
+                self._forget(trial_id)
+                raise
+            self._stored(study_id, kept, batch)
+            own = self._own.get(trial_id)
+            if updated and state.is_finished():
+                if not kept.held:
+                    self._kept.pop(trial_id, None)
+                if own is not None:
+                    own.state, own.values, own.datetime_complete = state, None if values is None else list(values), now
+            elif updated and state == TrialState.RUNNING:  # a waiting trial (a retry) this storage now runs
+                self._run(study_id, super().get_trial(trial_id))
+            return updated
 
-    def count_trials(self, study_id: int, states: tuple[TrialState, ...]) -> int:
-        """How many trials of the study are in ``states``: one COUNT, where Optuna reads every trial changed since
-        its last look, attributes and all."""
-        self.flush()
-        with _create_scoped_session(self.scoped_session) as session:
-            return session.query(func.count(models.TrialModel.trial_id)).filter(
-                models.TrialModel.study_id == study_id, models.TrialModel.state.in_(states)).scalar()
-
-    # The trials this storage made: kept as written while they run, and as they ended until the next is made
-    # (an ended trial never changes again). Reads of them need no query.
+    # The trials this storage runs: kept as written while they run, and as they ended until a read of their study
+    # returned them so (an ended trial never changes, and Optuna's cache never asks for it again). Reads of them
+    # need no query.
 
     def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
-        trial = super()._create_new_trial(study_id, template_trial)
-        self._own = {known: own for known, own in self._own.items() if not own.state.is_finished()}
-        self._own_study = {known: self._own_study[known] for known in self._own}
-        if trial.state == TrialState.RUNNING:
-            self._own[trial._trial_id] = copy.deepcopy(trial)
-            self._own_study[trial._trial_id] = study_id
+        if template_trial is None:
+            trial = self._create_running_trial(study_id)
+        else:  # a retry or an enqueued trial: Optuna's own
+            trial = super()._create_new_trial(study_id, template_trial)
+        with self._lock:
+            for ended in [known for known, own in self._own.items() if own.state.is_finished()][:-ENDED_KEPT]:
+                self._forget(ended)
+            if trial.state == TrialState.RUNNING:
+                self._run(study_id, trial)
         return trial
+
+    def _create_running_trial(self, study_id: int) -> FrozenTrial:
+        """Optuna's new trial, numbered as Optuna numbers it (the study's trials made before it, counted while
+        the study is locked), in four statements without the ORM."""
+        now = datetime.now()
+        studies = models.StudyModel.__table__
+        with self.engine.begin() as connection:
+            if connection.execute(sqlalchemy.select(studies.c.study_id).where(studies.c.study_id == study_id)
+                                  .with_for_update()).first() is None:
+                raise KeyError(models.NOT_FOUND_MSG)
+            trial_id = connection.execute(sqlalchemy.insert(_TRIALS).values(
+                study_id=study_id, number=None, state=TrialState.RUNNING,
+                datetime_start=now.astimezone(timezone.utc).replace(tzinfo=None)).returning(_TRIALS.c.trial_id)
+            ).scalar_one()
+            number = connection.execute(sqlalchemy.select(func.count()).where(
+                _TRIALS.c.study_id == study_id, _TRIALS.c.trial_id < trial_id)).scalar_one()
+            connection.execute(sqlalchemy.update(_TRIALS).where(_TRIALS.c.trial_id == trial_id).values(number=number))
+        return FrozenTrial(number=number, state=TrialState.RUNNING, value=None, values=None, datetime_start=now,
+                           datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
+                           intermediate_values={}, trial_id=trial_id)
+
+    def _run(self, study_id: int, trial: FrozenTrial) -> None:
+        self._own[trial._trial_id] = copy.deepcopy(trial)
+        self._own_study[trial._trial_id] = study_id
+        kept = self._kept.setdefault(trial._trial_id, _Kept())
+        kept.stored = {"user_attrs": set(trial.user_attrs), "system_attrs": set(trial.system_attrs),
+                       "intermediate_values": set(trial.intermediate_values)}
+
+    def _forget(self, trial_id: int) -> None:
+        """Read ``trial_id`` from the database from now on; its kept writes are dropped (they were refused)."""
+        self._own.pop(trial_id, None)
+        self._own_study.pop(trial_id, None)
+        kept = self._kept.get(trial_id)
+        if kept is not None and not kept.held:
+            del self._kept[trial_id]
+        elif kept is not None:
+            kept.take()
+            kept.stored = None
 
     def _get_trials(self, study_id: int, states: Container[TrialState] | None, included_trial_ids: set[int],
                     trial_id_greater_than: int) -> list[FrozenTrial]:
         """Optuna's cache reads the study's trials with ids above ``trial_id_greater_than`` or in
-        ``included_trial_ids`` (its unfinished ones); this storage's own come from memory, and the query asks
-        for the others by id up to the newest own one."""
-        self.flush()
-        own = {known: trial for known, trial in self._own.items() if self._own_study[known] == study_id}
-        newest = max(own, default=-1)
-        gap = range(trial_id_greater_than + 1, newest)
-        if not own or len(gap) > MAX_IDS_ASKED:
-            return super()._get_trials(study_id, states, included_trial_ids, trial_id_greater_than)
-        wanted = [copy.deepcopy(trial) for known, trial in own.items()
-                  if (known > trial_id_greater_than or known in included_trial_ids)
-                  and (states is None or trial.state in states)]
-        others = (set(included_trial_ids) | set(gap)) - own.keys()
-        read = super()._get_trials(study_id, states, others, max(newest, trial_id_greater_than))
-        return sorted(read + wanted, key=lambda trial: trial._trial_id)
+        ``included_trial_ids`` (its unfinished ones); this storage's own come from memory, and a bare query of
+        ids asks whether there are others (with one worker, never) before they are read whole."""
+        with self._lock:
+            own = {known: trial for known, trial in self._own.items() if self._own_study[known] == study_id}
+            newest = max(own, default=-1)
+            gap = range(trial_id_greater_than + 1, newest)
+            if not own or len(gap) > MAX_IDS_ASKED:
+                self.flush()
+                return super()._get_trials(study_id, states, included_trial_ids, trial_id_greater_than)
+            wanted = [copy.deepcopy(trial) for known, trial in own.items()
+                      if (known > trial_id_greater_than or known in included_trial_ids)
+                      and (states is None or trial.state in states)]
+            for trial in wanted:
+                if trial.state.is_finished() and trial._trial_id != newest:  # the newest keeps the others' query short
+                    self._forget(trial._trial_id)
+        asked = (set(included_trial_ids) | set(gap)) - own.keys()
+        above = max(newest, trial_id_greater_than)
+        trials = _TRIALS.c
+        with self.engine.connect() as connection:
+            others = connection.execute(sqlalchemy.select(trials.trial_id).where(
+                trials.study_id == study_id, sqlalchemy.or_(trials.trial_id.in_(asked), trials.trial_id > above),
+                *(() if states is None else (trials.state.in_(states),)))).scalars().all()
+        read = super()._get_trials(study_id, states, set(others), max(*others, above)) if others else []
+        return sorted([trial for trial in read if trial._trial_id not in own] + wanted,
+                      key=lambda trial: trial._trial_id)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        self.flush()
-        own = self._own.get(trial_id)
-        return copy.deepcopy(own) if own is not None else super().get_trial(trial_id)
+        return self._read(trial_id, lambda trial: trial, super().get_trial)
 
     def get_trial_user_attrs(self, trial_id: int) -> dict[str, Any]:
-        self.flush()
-        own = self._own.get(trial_id)
-        return copy.deepcopy(own.user_attrs) if own is not None else super().get_trial_user_attrs(trial_id)
+        return self._read(trial_id, lambda trial: trial.user_attrs, super().get_trial_user_attrs)
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
-        self.flush()
-        own = self._own.get(trial_id)
-        return copy.deepcopy(own.system_attrs) if own is not None else super().get_trial_system_attrs(trial_id)
+        return self._read(trial_id, lambda trial: trial.system_attrs, super().get_trial_system_attrs)
 
-    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
-        self.flush()
-        super().set_trial_intermediate_value(trial_id, step, intermediate_value)
-        if trial_id in self._own:
-            self._own[trial_id].intermediate_values[step] = intermediate_value
+    def _read(self, trial_id: int, part: Callable[[FrozenTrial], Any], from_database: Callable[[int], Any]) -> Any:
+        """A copy of ``part`` of this storage's own trial ``trial_id``; for any other, the database's."""
+        with self._lock:
+            own = self._own.get(trial_id)
+            if own is not None:
+                return copy.deepcopy(part(own))
+            self.flush(trial_id)  # kept in a batched block
+        return from_database(trial_id)
 
-    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
-        self.flush()
-        own = self._own.pop(trial_id, None)  # refused (another worker ended it): read from the database from now on
-        updated = super().set_trial_state_values(trial_id, state, values)
-        if own is not None and updated and state.is_finished():
-            own.state, own.values = state, values
-            with _create_scoped_session(self.scoped_session) as session:  # the end time Optuna gave it
-                own.datetime_complete = models.TrialModel.find_or_raise_by_id(trial_id, session).datetime_complete
-            self._own[trial_id] = own
-        return updated
+    def count_trials(self, study_id: int, states: tuple[TrialState, ...]) -> int:
+        """How many trials of the study are in ``states``: one COUNT, where Optuna reads every trial changed since
+        its last look, attributes and all."""
+        trials = _TRIALS.c
+        with self.engine.connect() as connection:
+            return connection.execute(sqlalchemy.select(func.count()).where(
+                trials.study_id == study_id, trials.state.in_(states))).scalar_one()
 
-    def _check_distributions(self, session: Any, study_id: int,
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Optuna's (run before every trial): the study's running trials whose last heartbeat is older than the
+        grace period by the database's clock, in one query instead of two and the ORM's loading."""
+        assert self.heartbeat_interval is not None
+        grace = timedelta(seconds=self.grace_period if self.grace_period is not None else 2 * self.heartbeat_interval)
+        beats = models.TrialHeartbeatModel.__table__
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sqlalchemy.select(_TRIALS.c.trial_id, beats.c.heartbeat, func.now())
+                .select_from(_TRIALS.join(beats, beats.c.trial_id == _TRIALS.c.trial_id))
+                .where(_TRIALS.c.study_id == study_id, _TRIALS.c.state == TrialState.RUNNING)).all()
+        return [trial_id for trial_id, beat, now in rows if now.replace(tzinfo=None) - beat > grace]
+
+    def _check_distributions(self, connection: Any, study_id: int,
                              params: dict[str, tuple[float, BaseDistribution]]) -> None:
         """A parameter's distribution must be compatible with the one its name was first stored with in the study
         (Optuna's rule); those are read once per name, in one query."""
         unknown = [name for name in params if (study_id, name) not in self._distributions]
         if unknown:
-            first = (session.query(func.min(models.TrialParamModel.param_id))
-                     .join(models.TrialModel).filter(models.TrialModel.study_id == study_id)
-                     .filter(models.TrialParamModel.param_name.in_(unknown))
-                     .group_by(models.TrialParamModel.param_name))
-            for row in session.query(models.TrialParamModel).filter(models.TrialParamModel.param_id.in_(first)):
-                self._distributions[(study_id, row.param_name)] = json_to_distribution(row.distribution_json)
+            first = (sqlalchemy.select(func.min(_PARAMS.c.param_id))
+                     .select_from(_PARAMS.join(_TRIALS, _PARAMS.c.trial_id == _TRIALS.c.trial_id))
+                     .where(_TRIALS.c.study_id == study_id, _PARAMS.c.param_name.in_(unknown))
+                     .group_by(_PARAMS.c.param_name))
+            for name, stored in connection.execute(sqlalchemy.select(_PARAMS.c.param_name, _PARAMS.c.distribution_json)
+                                                   .where(_PARAMS.c.param_id.in_(first))):
+                self._distributions[(study_id, name)] = json_to_distribution(stored)
         for name, (_, distribution) in params.items():
             known = self._distributions.get((study_id, name), distribution)
             try:
@@ -288,15 +421,41 @@ class SearchStorage(optuna.storages.RDBStorage):
                 raise ValueError(f"parameter {name!r} cannot change from {known} to {distribution}: {err}") from None
 
 
-# Everything else that reads trials comes after this thread's kept writes, as it would have without a batch.
-for _name in ("get_all_trials", "get_trial_param", "get_trial_params", "get_best_trial",
-              "_get_best_trial_id", "get_n_trials", "get_trial_number_from_id"):
+def _apply(trial: FrozenTrial, kind: str, key: Any, value: Any) -> None:
+    """One kept write, made to the in-memory copy of its trial."""
+    if kind == "params":
+        internal, distribution = value
+        trial.params[key] = distribution.to_external_repr(internal)
+        trial.distributions = {**trial.distributions, key: distribution}
+    else:
+        getattr(trial, kind)[key] = value
+
+
+def _upsert(connection: Any, table: sqlalchemy.Table, key: str, trial_id: int, present: set | None,
+            rows: dict[Any, dict[str, Any]]) -> None:
+    """Insert the rows of new keys in one statement and update those ``present`` (read when not known)."""
+    if not rows:
+        return
+    column = table.c[key]
+    if present is None:
+        present = set(connection.execute(sqlalchemy.select(column).where(
+            table.c.trial_id == trial_id, column.in_(list(rows)))).scalars())
+    for known in rows.keys() & present:
+        connection.execute(sqlalchemy.update(table).where(table.c.trial_id == trial_id, column == known)
+                           .values(**rows[known]))
+    new = [{"trial_id": trial_id, key: known, **values} for known, values in rows.items() if known not in present]
+    if new:
+        connection.execute(sqlalchemy.insert(table), new)
+
+
+# Everything else that reads trials from the database comes after the kept writes, as it would have without them.
+for _name in ("get_all_trials", "get_trial_param", "get_trial_params", "get_best_trial", "_get_best_trial_id"):
     setattr(SearchStorage, _name, _flushing_first(getattr(optuna.storages.RDBStorage, _name)))
 
 
 def batched_writes(trial: optuna.Trial) -> contextlib.AbstractContextManager[None]:
-    """Inside an objective: keep ``trial``'s parameter and attribute writes and write them in one transaction when
-    the block ends (each on its own, as Optuna does, where the study's storage is not a :class:`SearchStorage`)."""
+    """Inside an objective: keep ``trial``'s writes and write them in one transaction when the block ends (each on
+    its own, as Optuna does, where the study's storage is not a :class:`SearchStorage`)."""
     storage = getattr(trial, "storage", None)  # a FixedTrial has none
     backend = getattr(storage, "_backend", storage)  # Optuna wraps an RDB storage in its cache
     if isinstance(backend, SearchStorage):
@@ -304,4 +463,4 @@ def batched_writes(trial: optuna.Trial) -> contextlib.AbstractContextManager[Non
     return contextlib.nullcontext()
 
 
-__all__ = ["SearchStorage", "batched_writes"]
+__all__ = ["SearchStorage", "WRITE_BEHIND_SECONDS", "batched_writes"]

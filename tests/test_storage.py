@@ -1,10 +1,15 @@
-"""The search's storage: a running trial's writes batched into one transaction, its reads answered from memory,
+"""The search's storage: a running trial's writes kept and written together, its reads answered from memory,
 and what the database holds is what Optuna's own storage would have written."""
 
 from __future__ import annotations
 
+import datetime
+import time
+
 import optuna
 import pytest
+import sqlalchemy
+from optuna.storages._rdb import models
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -19,11 +24,19 @@ DIRECTIONS = [StudyDirection.MAXIMIZE]
 TRIAL_RECORDS = ("trial_params", "trial_user_attributes", "trial_system_attributes")
 
 
-def two_storages(tmp_path) -> tuple[SearchStorage, SearchStorage, int]:
-    """The storage of a worker and a second process's view of the same database, with a study."""
-    url = f"sqlite:///{tmp_path}/s.db"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> str:
+    """A database URL: a file in the test's folder, or the test session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/s.db"
+    return request.getfixturevalue("postgres_url")
+
+
+def two_storages(tmp_path, url: str | None = None) -> tuple[SearchStorage, SearchStorage, int]:
+    """The storage of a worker and a second process's view of the same database, with a study of its own."""
+    url = url or f"sqlite:///{tmp_path}/s.db"
     worker = open_storage(url)
-    return worker, open_storage(url), worker.create_new_study(DIRECTIONS, "s")
+    return worker, open_storage(url), worker.create_new_study(DIRECTIONS, tmp_path.name)
 
 
 def comparable(trial: FrozenTrial) -> tuple:
@@ -50,21 +63,23 @@ def test_a_batch_is_one_transaction_that_others_see_only_when_it_ends(tmp_path):
     assert stored.system_attrs == {"note": [1, 2]}
 
 
-def test_a_running_trial_reads_from_memory_what_the_database_holds(tmp_path):
-    worker, other, study = two_storages(tmp_path)
+def test_a_running_trial_reads_from_memory_what_the_database_holds_once_its_kept_writes_are_written(tmp_path, database):
+    worker, other, study = two_storages(tmp_path, database)
     trial = worker.create_new_trial(study)
     with worker.batched(trial):
         worker.set_trial_param(trial, "lr", 0.01, FloatDistribution(1e-4, 1e-1, log=True))
         worker.set_trial_user_attr(trial, "summary", "dot x2")
-    worker.set_trial_user_attr(trial, "summary", "dot x2, sum")  # unbatched, and over an existing key
+    worker.set_trial_user_attr(trial, "summary", "dot x2, sum")  # kept, and over an existing key
     worker.set_trial_system_attr(trial, "bracket", 1)
     worker.set_trial_intermediate_value(trial, 1, 0.5)
     statements = Statements(worker.engine)
     mine = worker.get_trial(trial)
-    assert statements.sql == []  # answered from memory
-    assert comparable(mine) == comparable(other.get_trial(trial))
+    assert statements.sql == []  # answered from memory, kept writes included
     assert worker.get_trial_user_attrs(trial) == {"summary": "dot x2, sum"}
-    assert worker.get_trial_system_attrs(trial) == {"bracket": 1}
+    assert worker.get_trial_system_attrs(trial) == {"bracket": 1} and mine.intermediate_values == {1: 0.5}
+    assert other.get_trial(trial).user_attrs == {"summary": "dot x2"}  # not written yet
+    worker.flush()
+    assert comparable(mine) == comparable(other.get_trial(trial))
     mine.user_attrs["summary"] = "changed by the caller"  # a copy: the storage's own stays as written
     assert worker.get_trial(trial).user_attrs["summary"] == "dot x2, sum"
 
@@ -75,15 +90,61 @@ def test_a_running_trial_reads_from_memory_what_the_database_holds(tmp_path):
     assert comparable(ended) + (ended.values, ended.datetime_complete) == \
         comparable(other.get_trial(trial)) + (other.get_trial(trial).values, other.get_trial(trial).datetime_complete)
     worker.create_new_trial(study)
+    assert trial in {t._trial_id for t in worker._get_trials(study, None, set(), -1)}  # as Optuna's cache reads it
     statements.sql.clear()
     assert comparable(worker.get_trial(trial)) == comparable(ended) and statements.sql != []  # read again
 
 
+def test_a_running_trial_s_curve_and_results_are_written_with_its_state_in_one_transaction(tmp_path, database, monkeypatch):
+    monkeypatch.setattr(nas.storage, "WRITE_BEHIND_SECONDS", 3600)
+    worker, other, study = two_storages(tmp_path, database)
+    trial = worker.create_new_trial(study)
+    statements = Statements(worker.engine)
+    for epoch, value in enumerate([0.5, float("nan"), 0.75], start=1):
+        worker.set_trial_intermediate_value(trial, epoch, value)
+        worker.set_trial_system_attr(trial, f"completed_rung_{epoch}", value)
+    worker.set_trial_user_attr(trial, "best_val", 0.75)
+    assert statements.sql == [] and other.get_trial(trial).intermediate_values == {}
+    worker.set_trial_state_values(trial, TrialState.COMPLETE, [0.75])
+    assert len(statements.commits) == 1
+    stored = other.get_trial(trial)
+    assert stored.state == TrialState.COMPLETE and stored.user_attrs == {"best_val": 0.75}
+    assert stored.intermediate_values[1] == 0.5 and stored.intermediate_values[3] == 0.75
+    assert len(stored.system_attrs) == 3 and stored.intermediate_values[2] != stored.intermediate_values[2]  # NaN
+
+
+def test_kept_writes_go_with_the_first_write_after_the_oldest_is_old_enough(tmp_path, monkeypatch):
+    monkeypatch.setattr(nas.storage, "WRITE_BEHIND_SECONDS", 0.2)
+    worker, other, study = two_storages(tmp_path)
+    trial = worker.create_new_trial(study)
+    worker.set_trial_intermediate_value(trial, 1, 0.5)
+    worker.set_trial_intermediate_value(trial, 2, 0.6)
+    assert other.get_trial(trial).intermediate_values == {}
+    time.sleep(0.25)
+    worker.set_trial_intermediate_value(trial, 3, 0.7)  # the curve reaches other workers' pruners this late
+    assert other.get_trial(trial).intermediate_values == {1: 0.5, 2: 0.6, 3: 0.7}
+    worker.set_trial_intermediate_value(trial, 4, 0.8)
+    assert other.get_trial(trial).intermediate_values == {1: 0.5, 2: 0.6, 3: 0.7}
+
+
+def test_a_waiting_trial_this_storage_starts_is_then_read_from_memory(tmp_path, database):
+    worker, other, study = two_storages(tmp_path, database)
+    template = optuna.trial.create_trial(state=TrialState.WAITING, user_attrs={"seed": 1},
+                                         system_attrs={"retry_history": [0]})
+    trial = other.create_new_trial(study, template)
+    assert worker.set_trial_state_values(trial, TrialState.RUNNING)  # popped, as Optuna runs a retry
+    worker.set_trial_user_attr(trial, "seed", 2)
+    statements = Statements(worker.engine)
+    assert worker.get_trial(trial).user_attrs == {"seed": 2} and statements.sql == []
+    worker.set_trial_state_values(trial, TrialState.COMPLETE, [1.0])
+    assert comparable(worker.get_trial(trial)) == comparable(other.get_trial(trial))
+
+
 @pytest.mark.parametrize("ids_asked", [nas.storage.MAX_IDS_ASKED, 0])  # 0: every read goes the long way
 def test_the_study_s_trials_read_with_this_storage_s_own_from_memory_are_what_the_database_holds(
-        tmp_path, monkeypatch, ids_asked):
+        tmp_path, database, monkeypatch, ids_asked):
     monkeypatch.setattr(nas.storage, "MAX_IDS_ASKED", ids_asked)
-    worker, other, study = two_storages(tmp_path)
+    worker, other, study = two_storages(tmp_path, database)
     ended = worker.create_new_trial(study)
     theirs_running = other.create_new_trial(study)
     worker.set_trial_state_values(ended, TrialState.COMPLETE, [0.5])
@@ -93,10 +154,9 @@ def test_the_study_s_trials_read_with_this_storage_s_own_from_memory_are_what_th
     with worker.batched(running):
         worker.set_trial_user_attr(running, "seed", 3)
     after = other.create_new_trial(study)
-    assert worker._own.keys() == {running}  # the ended one was dropped when the next was made
     ended_again = worker.create_new_trial(study)
     worker.set_trial_state_values(ended_again, TrialState.FAIL)
-    assert worker._own.keys() == {running, ended_again}
+    assert worker._own.keys() == {ended, running, ended_again}  # ended ones stay until a read returns them
     for states in (None, (TrialState.RUNNING,), (TrialState.COMPLETE, TrialState.FAIL)):
         for included, greater_than in ((set(), -1), ({theirs_running}, ended), ({running}, theirs_ended),
                                        ({theirs_running, running}, after), (set(), ended_again)):
@@ -104,26 +164,39 @@ def test_the_study_s_trials_read_with_this_storage_s_own_from_memory_are_what_th
             reference = other._get_trials(study, states, included, greater_than)
             assert [comparable(t) + (t.values, t.datetime_complete) for t in mine] == \
                 [comparable(t) + (t.values, t.datetime_complete) for t in reference], (states, included, greater_than)
+    assert worker._own.keys() == {running, ended_again} or ids_asked == 0  # the newest stays: it bounds the query
 
 
-def test_a_trial_another_worker_failed_refuses_the_writes_of_its_old_worker(tmp_path):
-    worker, other, study = two_storages(tmp_path)
+def test_a_trial_another_worker_failed_refuses_the_writes_of_its_old_worker(tmp_path, database):
+    worker, other, study = two_storages(tmp_path, database)
     trial = worker.create_new_trial(study)
+    worker.set_trial_user_attr(trial, "seed", 1)  # kept
     other.set_trial_state_values(trial, TrialState.FAIL)  # failed as stale: its heartbeats stopped
     with pytest.raises(RuntimeError, match="finished"):
-        worker.set_trial_user_attr(trial, "test", 0.5)
+        worker.set_trial_state_values(trial, TrialState.COMPLETE, [1.0])
+    with pytest.raises(RuntimeError, match="finished"):
+        worker.set_trial_user_attr(trial, "test", 0.5)  # refused at once from now on
     with pytest.raises(RuntimeError, match="finished"):
         with worker.batched(trial):
             worker.set_trial_user_attr(trial, "test", 0.5)
-    with pytest.raises(RuntimeError, match="finished"):
-        worker.set_trial_state_values(trial, TrialState.COMPLETE, [1.0])
     assert other.get_trial(trial).user_attrs == {} and worker.get_trial(trial).state == TrialState.FAIL
+
+
+def test_kept_writes_to_a_trial_another_worker_failed_are_refused_when_they_would_be_written(tmp_path):
+    worker, other, study = two_storages(tmp_path)
+    trial = worker.create_new_trial(study)
+    worker.set_trial_intermediate_value(trial, 1, 0.5)
+    other.set_trial_state_values(trial, TrialState.FAIL)
+    with pytest.raises(RuntimeError, match="finished"):
+        worker.flush()
+    assert other.get_trial(trial).intermediate_values == {} and worker.get_trial(trial).state == TrialState.FAIL
 
 
 def test_a_parameter_whose_distribution_conflicts_with_the_study_s_fails_the_whole_batch(tmp_path):
     worker, other, study = two_storages(tmp_path)
     first = other.create_new_trial(study)
     other.set_trial_param(first, "kind", 0, CategoricalDistribution(["dot", "additive"]))
+    other.flush()
     trial = worker.create_new_trial(study)
     with pytest.raises(ValueError, match="kind"):
         with worker.batched(trial):
@@ -196,3 +269,20 @@ def test_a_deleted_study_s_trials_are_no_longer_answered_from_memory(tmp_path):
     worker.delete_study(study)
     with pytest.raises(KeyError):
         worker.get_trial(trial)
+
+
+def test_stale_trials_are_those_optuna_finds(tmp_path, database):
+    worker = open_storage(database, heartbeat=True)
+    study = worker.create_new_study(DIRECTIONS, tmp_path.name)
+    dead, alive, unbeating = (worker.create_new_trial(study) for _ in range(3))
+    ended = worker.create_new_trial(study)
+    for trial in (dead, alive, ended):
+        worker.record_heartbeat(trial)
+    worker.set_trial_state_values(ended, TrialState.COMPLETE, [1.0])
+    beats = models.TrialHeartbeatModel.__table__
+    with worker.engine.begin() as connection:  # the dead worker's last beat, an hour ago by the database's clock
+        hour_ago = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar().replace(tzinfo=None) \
+            - datetime.timedelta(hours=1)
+        connection.execute(sqlalchemy.update(beats).where(beats.c.trial_id.in_([dead, ended])).values(heartbeat=hour_ago))
+    assert worker._get_stale_trial_ids(study) == [dead]
+    assert optuna.storages.RDBStorage._get_stale_trial_ids(worker, study) == [dead]
