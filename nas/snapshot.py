@@ -1,8 +1,8 @@
 """One read of the study per trial, shared by everything that looks at it while the trial runs and as it ends.
 
 Optuna's cached storage queries the database on every ``get_trials`` (for new
-trials and the running ones), about 4 ms on SQLite; a trial of ours used to make
-eight such reads. Optuna keeps its own per-trial copy for its samplers, cleared by
+trials and the running ones), 1 to 4 ms; a trial of ours used to make eight such
+reads. Optuna keeps its own per-trial copy for its samplers, cleared by
 ``Study.ask`` and ``Study.tell``: inside an objective it shows the study as of the
 trial's first read after the trial was made, and in callbacks as just after it ended.
 A question that needs the study as it is now, and only a number, is a COUNT instead.
