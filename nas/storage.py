@@ -12,9 +12,10 @@ transaction:
 - when a :meth:`SearchStorage.batched` block ends: the objective ends one before
   training, so the parameters of a trial whose worker dies are there for its retry;
 - with the trial's state, when it ends;
-- at the first write made :data:`WRITE_BEHIND_SECONDS` after the oldest kept one,
-  so other workers' pruners and a dashboard see a running trial's learning curve
-  at most that late.
+- at once, for a write made :data:`WRITE_BEHIND_SECONDS` or more after the trial's
+  last one (an epoch that long is written as Optuna writes it), taking along what
+  was kept: other workers' pruners and a dashboard see a running trial's learning
+  curve about that late at most.
 
 It answers reads of those trials from memory: as written (kept writes included)
 while they run, and as they ended until a read of their study has returned them
@@ -45,7 +46,7 @@ from sqlalchemy import func
 
 MAX_IDS_ASKED = 500  # by id in one query; past that the storage's own trials are read back like any other
 ENDED_KEPT = 16  # ended trials kept in memory at most, for a study no one reads
-WRITE_BEHIND_SECONDS = 1.0  # the most a running trial's kept writes wait for a write to take them along
+WRITE_BEHIND_SECONDS = 1.0  # a write this long after a running trial's last one goes at once, with what was kept
 
 
 _TRIALS, _PARAMS = models.TrialModel.__table__, models.TrialParamModel.__table__
@@ -59,7 +60,7 @@ class _Kept:
     user_attrs: dict[str, Any] = field(default_factory=dict)
     system_attrs: dict[str, Any] = field(default_factory=dict)
     intermediate_values: dict[int, float] = field(default_factory=dict)
-    since: float | None = None  # when the oldest kept write was made (monotonic clock)
+    last_write: float = field(default_factory=time.monotonic)  # when the trial was last written (monotonic clock)
     held: int = 0  # open batched blocks: written when the last one ends, whatever the age
     stored: dict[str, set] | None = None  # "user_attrs", "system_attrs", "intermediate_values": keys written
 
@@ -70,11 +71,10 @@ class _Kept:
         """What is kept, leaving nothing kept."""
         taken = _Kept(self.params, self.user_attrs, self.system_attrs, self.intermediate_values)
         self.params, self.user_attrs, self.system_attrs, self.intermediate_values = {}, {}, {}, {}
-        self.since = None
         return taken
 
-    def older_than(self, seconds: float) -> bool:
-        return self.since is not None and time.monotonic() - self.since >= seconds
+    def written_ago(self) -> float:
+        return time.monotonic() - self.last_write
 
 
 def _flushing_first(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -164,8 +164,8 @@ class SearchStorage(optuna.storages.RDBStorage):
         self._keep(trial_id, "intermediate_values", step, float(intermediate_value))
 
     def _keep(self, trial_id: int, kind: str, key: Any, value: Any) -> None:
-        """Keep one write, or, for a trial with nothing kept, write it now; kept writes go at the latest with the
-        first write :data:`WRITE_BEHIND_SECONDS` after the oldest, outside a batched block."""
+        """Keep one write, or write it now (with what is kept): for a trial nothing is kept for, and outside a
+        batched block when the trial's last write is :data:`WRITE_BEHIND_SECONDS` old."""
         with self._lock:
             kept = self._kept.get(trial_id)
             if kept is None:
@@ -177,11 +177,10 @@ class SearchStorage(optuna.storages.RDBStorage):
                 if key in kept.params:
                     return  # Optuna keeps a parameter's first value too
             getattr(kept, kind)[key] = value
-            kept.since = time.monotonic() if kept.since is None else kept.since
             own = self._own.get(trial_id)
             if own is not None:
                 _apply(own, kind, key, value)
-            if not kept.held and kept.older_than(WRITE_BEHIND_SECONDS):
+            if not kept.held and kept.written_ago() >= WRITE_BEHIND_SECONDS:
                 self._write(trial_id, kept)
 
     def _write(self, trial_id: int, kept: _Kept) -> None:
@@ -224,6 +223,7 @@ class SearchStorage(optuna.storages.RDBStorage):
 
     def _stored(self, study_id: int, kept: _Kept, written: _Kept) -> None:
         """Once committed: the keys now in the database, and the distributions first stored with their names."""
+        kept.last_write = time.monotonic()
         if kept.stored is not None:
             for kind, keys in kept.stored.items():
                 keys.update(getattr(written, kind))
@@ -322,6 +322,7 @@ class SearchStorage(optuna.storages.RDBStorage):
         self._own[trial._trial_id] = copy.deepcopy(trial)
         self._own_study[trial._trial_id] = study_id
         kept = self._kept.setdefault(trial._trial_id, _Kept())
+        kept.last_write = time.monotonic()  # made, or started: just written
         kept.stored = {"user_attrs": set(trial.user_attrs), "system_attrs": set(trial.system_attrs),
                        "intermediate_values": set(trial.intermediate_values)}
 
