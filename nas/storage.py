@@ -12,10 +12,10 @@ transaction:
 - when a :meth:`SearchStorage.batched` block ends: the objective ends one before
   training, so the parameters of a trial whose worker dies are there for its retry;
 - with the trial's state, when it ends;
-- at once, for a write made :data:`WRITE_BEHIND_SECONDS` or more after the trial's
-  last one (an epoch that long is written as Optuna writes it), taking along what
-  was kept: other workers' pruners and a dashboard see a running trial's learning
-  curve about that late at most.
+- at once, for an epoch's value reported :data:`WRITE_BEHIND_SECONDS` or more
+  after the trial's last write (an epoch that long is written as Optuna writes it),
+  taking along what was kept (the pruner's rungs): other workers' pruners and a
+  dashboard see a running trial's learning curve about that late at most.
 
 It answers reads of those trials from memory: as written (kept writes included)
 while they run, and as they ended until a read of their study has returned them
@@ -46,7 +46,7 @@ from sqlalchemy import func
 
 MAX_IDS_ASKED = 500  # by id in one query; past that the storage's own trials are read back like any other
 ENDED_KEPT = 16  # ended trials kept in memory at most, for a study no one reads
-WRITE_BEHIND_SECONDS = 1.0  # a write this long after a running trial's last one goes at once, with what was kept
+WRITE_BEHIND_SECONDS = 1.0  # an epoch's value this long after a running trial's last write goes at once
 
 
 _TRIALS, _PARAMS = models.TrialModel.__table__, models.TrialParamModel.__table__
@@ -164,8 +164,8 @@ class SearchStorage(optuna.storages.RDBStorage):
         self._keep(trial_id, "intermediate_values", step, float(intermediate_value))
 
     def _keep(self, trial_id: int, kind: str, key: Any, value: Any) -> None:
-        """Keep one write, or write it now (with what is kept): for a trial nothing is kept for, and outside a
-        batched block when the trial's last write is :data:`WRITE_BEHIND_SECONDS` old."""
+        """Keep one write, or write it now (with what is kept): for a trial nothing is kept for, and for an epoch's
+        value outside a batched block when the trial's last write is :data:`WRITE_BEHIND_SECONDS` old."""
         with self._lock:
             kept = self._kept.get(trial_id)
             if kept is None:
@@ -180,7 +180,7 @@ class SearchStorage(optuna.storages.RDBStorage):
             own = self._own.get(trial_id)
             if own is not None:
                 _apply(own, kind, key, value)
-            if not kept.held and kept.written_ago() >= WRITE_BEHIND_SECONDS:
+            if kind == "intermediate_values" and not kept.held and kept.written_ago() >= WRITE_BEHIND_SECONDS:
                 self._write(trial_id, kept)
 
     def _write(self, trial_id: int, kept: _Kept) -> None:

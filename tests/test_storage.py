@@ -113,7 +113,7 @@ def test_a_running_trial_s_curve_and_results_are_written_with_its_state_in_one_t
     assert len(stored.system_attrs) == 3 and stored.intermediate_values[2] != stored.intermediate_values[2]  # NaN
 
 
-def test_a_write_a_while_after_the_trial_s_last_goes_at_once_with_what_was_kept(tmp_path, monkeypatch):
+def test_an_epoch_s_value_a_while_after_the_trial_s_last_write_goes_at_once_with_what_was_kept(tmp_path, monkeypatch):
     monkeypatch.setattr(nas.storage, "WRITE_BEHIND_SECONDS", 0.2)
     worker, other, study = two_storages(tmp_path)
     trial = worker.create_new_trial(study)
@@ -125,9 +125,14 @@ def test_a_write_a_while_after_the_trial_s_last_goes_at_once_with_what_was_kept(
     assert other.get_trial(trial).intermediate_values == {1: 0.5, 2: 0.6, 3: 0.7}
     worker.set_trial_intermediate_value(trial, 4, 0.8)
     assert other.get_trial(trial).intermediate_values == {1: 0.5, 2: 0.6, 3: 0.7}
+    worker.set_trial_system_attr(trial, "completed_rung_0", 0.7)
     time.sleep(0.25)
+    worker.set_trial_user_attr(trial, "best_val", 0.9)  # results wait for the trial's state
+    assert other.get_trial(trial).user_attrs == {}
     worker.set_trial_intermediate_value(trial, 5, 0.9)
-    assert other.get_trial(trial).intermediate_values == {1: 0.5, 2: 0.6, 3: 0.7, 4: 0.8, 5: 0.9}
+    stored = other.get_trial(trial)
+    assert stored.intermediate_values == {1: 0.5, 2: 0.6, 3: 0.7, 4: 0.8, 5: 0.9}
+    assert stored.system_attrs == {"completed_rung_0": 0.7} and stored.user_attrs == {"best_val": 0.9}
 
 
 def test_a_waiting_trial_this_storage_starts_is_then_read_from_memory(tmp_path, database):
