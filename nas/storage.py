@@ -19,9 +19,9 @@ transaction:
 
 It answers reads of those trials from memory: as written (kept writes included)
 while they run, and as they ended until a read of their study has returned them
-(an ended trial never changes, and Optuna's cache never asks for it again). Every write still checks the trial's state in the database: a
-trial another worker failed as stale refuses it, as before, and is read from the
-database from then on.
+(an ended trial never changes, and Optuna's cache never asks for it again). Every
+write still checks the trial's state in the database: a trial another worker
+failed as stale refuses it, as before, and is read from the database from then on.
 """
 
 from __future__ import annotations
