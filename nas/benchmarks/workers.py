@@ -6,7 +6,9 @@ as a user would, and report two rates: end to end (the command's wall time,
 spawning and the workers' torch import and task load included) and steady
 state (finished trials per minute while every worker was busy, from the
 storage's own timestamps; see :func:`steady_rate`). Trials use no pruner, so
-every trial trains the same number of epochs and the rates compare like with like.
+every trial trains the same number of epochs, and the searches of one seed train
+the same queued candidates (:func:`enqueue_candidates`), so their rates compare
+like with like.
 
 Each spawned worker runs ``cores // jobs`` torch threads (``nas.workers.cpu_threads``);
 before that rule, every worker took one thread per core and 2 workers on 2 cores
@@ -49,7 +51,7 @@ from nas.device import resolve_device  # noqa: E402
 from nas.progress import FINISHED  # noqa: E402
 from nas.space import load_space  # noqa: E402
 from nas.storage import SearchStorage  # noqa: E402
-from nas.study import SearchConfig, load_search_study, open_storage, run_search, run_trials  # noqa: E402
+from nas.study import SearchConfig, load_search_study, open_storage, run_search, run_trials, study_attrs  # noqa: E402
 from nas.tasks import load_task  # noqa: E402
 from nas.train import Trainer  # noqa: E402
 from nas.workers import cpu_threads  # noqa: E402
@@ -151,11 +153,33 @@ def _config(budget: Budget, device: str, folder: Path, study: str, url: str | No
                         results_dir=str(folder), jobs=jobs)
 
 
+def enqueue_candidates(config: SearchConfig, seed: int) -> None:
+    """Make the search's study and queue ``config.trials`` candidates drawn at random with ``seed``, so the searches
+    with 1, 2 and 4 workers of one seed train the same architectures (the tiny space's cost twice as much as
+    others; each worker's own sampler would draw its own mix). The search then resumes the study as its own."""
+    space, task = load_space(config.space), load_task(TASK, seed=config.seed, cache_dir=Path(config.results_dir) / "cache")
+    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    candidates = []
+    for _ in range(config.trials):
+        trial = draws.ask()
+        space.sample(trial, task.input_spec)
+        candidates.append(trial.params)
+    storage = open_storage(config.storage or f"sqlite:///{Path(config.results_dir) / config.study}.db")
+    study = load_search_study(config, config.study, storage, larger_is_better=True, seed=config.seed)
+    attrs = {**study_attrs(task.name, config.seed, task.metric, space), "space_origin": space.to_dict()}
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    for params in candidates:
+        study.enqueue_trial(params)
+    storage.engine.dispose()
+
+
 def throughput_row(budget: Budget, device: str, folder: Path, storage: str, url: str | None,
                    jobs: int, seed: int = 0) -> dict[str, Any]:
-    """One ``run_search`` with ``jobs`` workers, as a user runs it."""
+    """One ``run_search`` with ``jobs`` workers, as a user runs it, on the candidates queued for ``seed``."""
     study = f"throughput-{storage}-{jobs}-{seed}"
     config = _config(budget, device, folder, study, url, jobs, pruner="none", seed=seed)
+    enqueue_candidates(config, seed)
     start = time.perf_counter()
     outcome = run_search(config, out=io.StringIO())
     wall = time.perf_counter() - start

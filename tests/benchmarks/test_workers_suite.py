@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import io
 import threading
 import time
+from dataclasses import replace
 
 import optuna
 import pandas as pd
@@ -12,8 +14,8 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.benchmarks import run_suite
-from nas.benchmarks.workers import StorageClock, _with_speedup, steady_rate
-from nas.study import open_storage
+from nas.benchmarks.workers import QUICK, StorageClock, _config, _with_speedup, enqueue_candidates, steady_rate
+from nas.study import open_storage, run_search
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +99,17 @@ def test_speedups_compare_each_seed_with_its_own_one_worker_run():
     assert list(table["speedup_steady"][:4]) == [1.0, 2.0, 1.0, 1.25]
     assert list(table["speedup_wall"][:4]) == [1.0, 2.0, 1.0, 1.25]
     assert pd.isna(table["speedup_steady"].iloc[4])
+
+
+def test_the_throughput_searches_of_one_seed_train_the_same_queued_candidates(tmp_path):
+    queued = []
+    for jobs in (1, 2):
+        config = _config(replace(QUICK, trials=3), "cpu", tmp_path, f"t{jobs}", None, jobs, pruner="none", seed=5)
+        enqueue_candidates(config, seed=5)
+        study = optuna.load_study(study_name=f"t{jobs}", storage=f"sqlite:///{tmp_path}/t{jobs}.db")
+        assert [t.state for t in study.trials] == [TrialState.WAITING] * 3
+        queued.append([t.system_attrs["fixed_params"] for t in study.trials])
+    assert queued[0] == queued[1] and queued[0][0] != queued[0][1]
+    outcome = run_search(replace(config, jobs=1), out=io.StringIO())  # the search resumes the study as its own
+    trained = optuna.load_study(study_name="t2", storage=outcome.storage).trials
+    assert outcome.status == "done" and [t.params for t in trained] == queued[1]
