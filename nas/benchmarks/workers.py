@@ -53,7 +53,7 @@ from nas.space import load_space  # noqa: E402
 from nas.storage import SearchStorage  # noqa: E402
 from nas.study import SearchConfig, load_search_study, open_storage, run_search, run_trials, study_attrs  # noqa: E402
 from nas.tasks import load_task  # noqa: E402
-from nas.train import Trainer  # noqa: E402
+from nas.train import Trainer, maximize  # noqa: E402
 from nas.workers import cpu_threads  # noqa: E402
 
 TASK, SPACE = "digits", "tiny"
@@ -155,8 +155,8 @@ def _config(budget: Budget, device: str, folder: Path, study: str, url: str | No
 
 def enqueue_candidates(config: SearchConfig, seed: int) -> None:
     """Make the search's study and queue ``config.trials`` candidates drawn at random with ``seed``, so the searches
-    with 1, 2 and 4 workers of one seed train the same architectures (the tiny space's cost twice as much as
-    others; each worker's own sampler would draw its own mix). The search then resumes the study as its own."""
+    with 1, 2 and 4 workers of one seed train the same architectures (each worker's own sampler would draw its
+    own mix of cheap and costly ones). The search then resumes the study as its own."""
     space, task = load_space(config.space), load_task(TASK, seed=config.seed, cache_dir=Path(config.results_dir) / "cache")
     draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     candidates = []
@@ -165,7 +165,7 @@ def enqueue_candidates(config: SearchConfig, seed: int) -> None:
         space.sample(trial, task.input_spec)
         candidates.append(trial.params)
     storage = open_storage(config.storage or f"sqlite:///{Path(config.results_dir) / config.study}.db")
-    study = load_search_study(config, config.study, storage, larger_is_better=True, seed=config.seed)
+    study = load_search_study(config, config.study, storage, maximize(task.metric), seed=config.seed)
     attrs = {**study_attrs(task.name, config.seed, task.metric, space), "space_origin": space.to_dict()}
     for key, value in attrs.items():
         study.set_user_attr(key, value)
