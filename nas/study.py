@@ -33,6 +33,7 @@ from nas.progress import FINISHED, print_summary
 from nas.sampler import LazyGroupTPESampler
 from nas.space import SearchSpace, load_space
 from nas.storage import SearchStorage
+from nas.storage_sql import ONE_STATEMENT
 from nas.tasks import Task, load_task
 from nas.train import Trainer, maximize
 from nas.trial_loop import run_trials
@@ -142,7 +143,8 @@ def open_storage(url: str, heartbeat: bool = False) -> SearchStorage:
 
     SQLite: the folder is made first, writes wait up to 30 s for the lock, the
     journal is WAL and every transaction begins IMMEDIATE (a deferred one that
-    later writes fails at once with "database is locked" instead of waiting).
+    later writes fails at once with "database is locked" instead of waiting),
+    but the storage's one-statement reads, which need no transaction.
     PostgreSQL: ``postgresql://`` uses the psycopg (3) driver of the ``postgres``
     extra. ``heartbeat`` turns on Optuna's heartbeats, so a trial whose worker
     died is failed as stale and retried with the same parameters.
@@ -189,7 +191,8 @@ def _sqlite_for_many_writers(engine: sqlalchemy.engine.Engine) -> None:
 
     @sqlalchemy.event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if not connection.get_execution_options().get(ONE_STATEMENT):  # a lone SELECT reads WAL's snapshot as it is
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections made before the listeners reopen with them
 

@@ -15,6 +15,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 import nas.storage
+import nas.trial_loop
 from nas.snapshot import count_trials
 from nas.storage import SearchStorage, batched_writes
 from nas.study import open_storage
@@ -279,13 +280,12 @@ def test_a_deleted_study_s_trials_are_no_longer_answered_from_memory(tmp_path):
         worker.get_trial(trial)
 
 
-def test_stale_trials_are_those_optuna_finds(tmp_path, database):
+def test_stale_trials_are_those_optuna_finds_looked_for_once_a_heartbeat_interval(tmp_path, database, monkeypatch):
+    monkeypatch.setattr(nas.trial_loop, "HEARTBEAT_SECONDS", 0.5)  # grace period: 1.5 s
     worker = open_storage(database, heartbeat=True)
     study = worker.create_new_study(DIRECTIONS, tmp_path.name)
-    dead, alive, unbeating = (worker.create_new_trial(study) for _ in range(3))
-    ended = worker.create_new_trial(study)
-    for trial in (dead, alive, ended):
-        worker.record_heartbeat(trial)
+    dead, alive, ended = (worker.create_new_trial(study) for _ in range(3))  # each with its first heartbeat
+    open_storage(database).create_new_trial(study)  # made with heartbeats off: it never beats, so is never stale
     worker.set_trial_state_values(ended, TrialState.COMPLETE, [1.0])
     beats = models.TrialHeartbeatModel.__table__
     with worker.engine.begin() as connection:  # the dead worker's last beat, an hour ago by the database's clock
@@ -294,3 +294,31 @@ def test_stale_trials_are_those_optuna_finds(tmp_path, database):
         connection.execute(sqlalchemy.update(beats).where(beats.c.trial_id.in_([dead, ended])).values(heartbeat=hour_ago))
     assert worker._get_stale_trial_ids(study) == [dead]
     assert optuna.storages.RDBStorage._get_stale_trial_ids(worker, study) == [dead]
+    statements = Statements(worker.engine)
+    assert worker._get_stale_trial_ids(study) == [] and statements.sql == []  # looked for a moment ago
+    time.sleep(0.5)
+    assert worker._get_stale_trial_ids(study) == [dead] and len(statements.sql) == 1
+
+
+def test_a_trial_s_first_heartbeat_goes_with_it_and_its_heartbeat_thread_s_first_is_not_written_again(
+        tmp_path, database):
+    worker = open_storage(database, heartbeat=True)
+    study = worker.create_new_study(DIRECTIONS, tmp_path.name)
+    statements = Statements(worker.engine)
+    trial = worker.create_new_trial(study)
+    assert len(statements.commits) == 1 and statements.commits[0] == {"trials", "trial_heartbeats"}
+    beats = models.TrialHeartbeatModel.__table__
+    with worker.engine.connect() as connection:
+        first = connection.execute(sqlalchemy.select(beats.c.heartbeat).where(beats.c.trial_id == trial)).scalar_one()
+    worker.record_heartbeat(trial)  # the thread's beat as it starts: written already
+    assert len(statements.commits) == 1
+    time.sleep(1.1)  # SQLite's clock counts seconds
+    worker.record_heartbeat(trial)
+    with worker.engine.connect() as connection:
+        later = connection.execute(sqlalchemy.select(beats.c.heartbeat).where(beats.c.trial_id == trial)).all()
+    assert len(later) == 1 and later[0].heartbeat > first and statements.writes_to("trial_heartbeats") == 2
+    retried = optuna.trial.create_trial(state=TrialState.WAITING)
+    waiting = worker.create_new_trial(study, retried)
+    worker.set_trial_state_values(waiting, TrialState.RUNNING)
+    worker.record_heartbeat(waiting)  # made by Optuna's own path: its first beat is the thread's
+    assert statements.writes_to("trial_heartbeats") == 3
