@@ -299,7 +299,7 @@ class SearchStorage(optuna.storages.RDBStorage):
                 "VALUES ((SELECT count(*) FROM trials WHERE study_id = ?), ?, ?, ?) RETURNING trial_id, number",
                 study_id, study_id, "RUNNING", self._sql.stamp(now)).one()
             if self.heartbeat_interval is not None:
-                transaction.run(_FIRST_BEAT, trial_id)
+                transaction.run_many(_FIRST_BEAT, [(trial_id,)])
         if self.heartbeat_interval is not None:
             self._beaten.add(trial_id)
         return FrozenTrial(number=number, state=TrialState.RUNNING, value=None, values=None, datetime_start=now,
@@ -316,7 +316,7 @@ class SearchStorage(optuna.storages.RDBStorage):
         with self._sql.transaction() as transaction:
             if not transaction.run("UPDATE trial_heartbeats SET heartbeat = CURRENT_TIMESTAMP WHERE trial_id = ?",
                                    trial_id).rowcount:
-                transaction.run(_FIRST_BEAT, trial_id)
+                transaction.run_many(_FIRST_BEAT, [(trial_id,)])
 
     def _run(self, study_id: int, trial: FrozenTrial) -> None:
         self._own[trial._trial_id] = copy.deepcopy(trial)

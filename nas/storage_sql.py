@@ -40,8 +40,9 @@ class DriverSQL:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        with self._engine.begin() as connection:
-            yield Transaction(connection, self._text)
+        with self._engine.connect() as connection, contextlib.ExitStack() as pipelines:
+            with connection.begin():  # commits while a pipeline is open: COMMIT goes with what is queued
+                yield Transaction(connection, self._text, pipelines if self.postgres else None)
 
     def stamp(self, moment: datetime) -> Any:
         """``moment`` as Optuna stores it: naive UTC."""
@@ -58,17 +59,32 @@ class DriverSQL:
 
 
 class Transaction:
-    """Statements on one connection, committed together when the :meth:`DriverSQL.transaction` block ends."""
+    """Statements on one connection, committed together when the :meth:`DriverSQL.transaction` block ends.
 
-    def __init__(self, connection: sqlalchemy.Connection, text: Any):
-        self._connection, self._text = connection, text
+    On PostgreSQL the statements nothing reads back (:meth:`run_many`) wait in psycopg's pipeline and go to the
+    server with the next statement that is read, or with COMMIT: one round trip, where each would take its own
+    (0.3 to 0.9 ms apiece beside training on this machine's two cores).
+    """
+
+    def __init__(self, connection: sqlalchemy.Connection, text: Any, pipelines: contextlib.ExitStack | None):
+        self._connection, self._text, self._pipelines = connection, text, pipelines
+        self._queueing = False
 
     def run(self, sql: str, *params: Any) -> sqlalchemy.CursorResult:
+        """The statement, its result read back."""
+        if self._queueing:
+            self._pipelines.close()  # what is queued goes first
+            self._queueing = False
         return self._connection.exec_driver_sql(self._text(sql), params)
 
     def run_many(self, sql: str, rows: Sequence[tuple]) -> None:
-        if rows:
-            self._connection.exec_driver_sql(self._text(sql), list(rows))
+        """The statement once per row, nothing read back."""
+        if not rows:
+            return
+        if self._pipelines is not None and not self._queueing:
+            self._pipelines.enter_context(self._connection.connection.driver_connection.pipeline())
+            self._queueing = True
+        self._connection.exec_driver_sql(self._text(sql), list(rows))
 
 
 def marks(values: Sequence[Any]) -> str:

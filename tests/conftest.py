@@ -1,4 +1,4 @@
-"""Shared fixtures: the devices to run contract tests on, and small reproducible inputs."""
+"""Shared fixtures: the devices to run contract tests on, the databases to run storage tests on, and small reproducible inputs."""
 
 from __future__ import annotations
 
@@ -66,3 +66,11 @@ def postgres_url():
         pytest.skip("PostgreSQL server binaries are not installed here (.ci/run installs them)")
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> str:
+    """A database URL: a file in the test's folder, or the test session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/s.db"
+    return request.getfixturevalue("postgres_url")

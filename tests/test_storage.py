@@ -25,14 +25,6 @@ DIRECTIONS = [StudyDirection.MAXIMIZE]
 TRIAL_RECORDS = ("trial_params", "trial_user_attributes", "trial_system_attributes")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path) -> str:
-    """A database URL: a file in the test's folder, or the test session's PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/s.db"
-    return request.getfixturevalue("postgres_url")
-
-
 def two_storages(tmp_path, url: str | None = None) -> tuple[SearchStorage, SearchStorage, int]:
     """The storage of a worker and a second process's view of the same database, with a study of its own."""
     url = url or f"sqlite:///{tmp_path}/s.db"
