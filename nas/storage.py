@@ -50,6 +50,7 @@ MAX_IDS_ASKED = 500  # by id in one query; past that the storage's own trials ar
 ENDED_KEPT = 16  # ended trials kept in memory at most, for a study no one reads
 WRITE_BEHIND_SECONDS = 1.0  # an epoch's value this long after a running trial's last write goes at once
 
+_FIRST_BEAT = "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?, CURRENT_TIMESTAMP)"
 
 
 @dataclass
@@ -455,9 +456,6 @@ def _apply(trial: FrozenTrial, kind: str, key: Any, value: Any) -> None:
         trial.distributions = {**trial.distributions, key: distribution}
     else:
         getattr(trial, kind)[key] = value
-
-
-_FIRST_BEAT = "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?, CURRENT_TIMESTAMP)"
 
 
 def _upsert(transaction: Transaction, table: str, key: str, columns: tuple[str, ...], trial_id: int,
