@@ -84,7 +84,8 @@ def _search_parser() -> argparse.ArgumentParser:
                         help=f"search space: a name in search_spaces/ ({', '.join(space_names())}) or a YAML path")
     parser.add_argument("--study", default=None, help="study name (default: <task>-<space>)")
     parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL, e.g. postgresql://user@host/db (default: sqlite:///results/<study>.db)")
+                        help="storage URL, SQLite or PostgreSQL, e.g. postgresql://user@host/db "
+                             "(default: sqlite:///results/<study>.db)")
     parser.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,
                         help="tpe: multivariate TPE over grouped conditional parameters")
     parser.add_argument("--pruner", choices=PRUNERS, default=d.pruner,

@@ -262,6 +262,7 @@ class SearchStorage(optuna.storages.RDBStorage):
             self._stored(study_id, kept, batch)
             own = self._own.get(trial_id)
             if updated and state.is_finished():
+                self._beaten.discard(trial_id)  # ended before its heartbeat thread's first beat: none to skip
                 if not kept.held:
                     self._kept.pop(trial_id, None)
                 if own is not None:

@@ -165,6 +165,8 @@ def open_storage(url: str, heartbeat: bool = False) -> SearchStorage:
         if importlib.util.find_spec("psycopg") is None:
             raise StudyError(f"storage {url!r} needs the PostgreSQL driver psycopg, which is not installed; "
                              f"install the 'postgres' extra: pip install -e '.[postgres]'")
+    elif not url.startswith("sqlite:"):  # the storage's own SQL is written for these two (nas.storage_sql)
+        raise StudyError(f"storage {url!r} is not supported; use sqlite:///<file> or postgresql://user@host/db")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
