@@ -289,17 +289,20 @@ class SearchStorage(optuna.storages.RDBStorage):
 
     def _create_running_trial(self, study_id: int) -> FrozenTrial:
         """Optuna's new trial, numbered as Optuna numbers it (the study's trials made before it, counted while
-        the study is locked: every one of them has a smaller id), in two statements without the ORM, and its
-        first heartbeat when heartbeats are on."""
+        the study is locked: every one of them has a smaller id), without the ORM, and its first heartbeat when
+        heartbeats are on: on PostgreSQL, two round trips."""
         now = datetime.now()
-        lock = " FOR UPDATE" if self._sql.postgres else ""  # SQLite's BEGIN IMMEDIATE holds the whole database
         with self._sql.transaction() as transaction:
-            if transaction.run(f"SELECT study_id FROM studies WHERE study_id = ?{lock}", study_id).first() is None:
-                raise KeyError(models.NOT_FOUND_MSG)
-            trial_id, number = transaction.run(
+            if self._sql.postgres:  # locked before the count is read (SQLite's BEGIN IMMEDIATE locks everything)
+                transaction.run_many("SELECT study_id FROM studies WHERE study_id = ? FOR UPDATE", [(study_id,)])
+            made = transaction.run(
                 "INSERT INTO trials (number, study_id, state, datetime_start) "
-                "VALUES ((SELECT count(*) FROM trials WHERE study_id = ?), ?, ?, ?) RETURNING trial_id, number",
-                study_id, study_id, "RUNNING", self._sql.stamp(now)).one()
+                "SELECT (SELECT count(*) FROM trials WHERE study_id = ?), study_id, ?, ? FROM studies "
+                "WHERE study_id = ? RETURNING trial_id, number",
+                study_id, "RUNNING", self._sql.stamp(now), study_id).first()
+            if made is None:
+                raise KeyError(models.NOT_FOUND_MSG)
+            trial_id, number = made
             if self.heartbeat_interval is not None:
                 transaction.run_many(_FIRST_BEAT, [(trial_id,)])
         if self.heartbeat_interval is not None:

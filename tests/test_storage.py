@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 import nas.storage
 import nas.trial_loop
+from nas.benchmarks.distance import DistantServer
 from nas.snapshot import count_trials
 from nas.storage import SearchStorage, batched_writes
 from nas.study import open_storage
@@ -166,6 +167,28 @@ def test_the_study_s_trials_read_with_this_storage_s_own_from_memory_are_what_th
             assert [comparable(t) + (t.values, t.datetime_complete) for t in mine] == \
                 [comparable(t) + (t.values, t.datetime_complete) for t in reference], (states, included, greater_than)
     assert worker._own.keys() == {running, ended_again} or ids_asked == 0  # the newest stays: it bounds the query
+
+
+def test_a_trial_made_set_up_and_ended_takes_six_round_trips_to_postgresql(tmp_path, postgres_url):
+    with DistantServer(sqlalchemy.engine.make_url(postgres_url).port, round_trip=0.002) as distant:
+        worker, other, study = two_storages(tmp_path, distant.url(postgres_url))
+
+        def run_trial() -> int:
+            trial = worker.create_new_trial(study)  # 2: the study locked and the trial made; COMMIT
+            with worker.batched(trial):  # 2: its state read; the rows and COMMIT
+                worker.set_trial_param(trial, "heads", 2, IntDistribution(1, 8))
+                worker.set_trial_user_attr(trial, "arch", {"heads": 2})
+            worker.set_trial_intermediate_value(trial, 0, 0.5)
+            worker.set_trial_state_values(trial, TrialState.COMPLETE, [0.5])  # 2: its state changed; rows, COMMIT
+            return trial
+
+        run_trial()  # the first reads the parameter's distribution in the study, once
+        trips = distant.round_trips
+        trial = run_trial()
+        assert distant.round_trips - trips == 6
+        ended = other.get_trial(trial)
+        assert (ended.state, ended.values, ended.params, ended.intermediate_values) == (
+            TrialState.COMPLETE, [0.5], {"heads": 2}, {0: 0.5})
 
 
 def test_a_trial_another_worker_failed_refuses_the_writes_of_its_old_worker(tmp_path, database):

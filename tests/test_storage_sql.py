@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy
 
+from nas.benchmarks.distance import DistantServer
 from nas.storage_sql import DriverSQL
 from nas.study import open_storage
 from tests.sql_statements import Statements
@@ -45,6 +46,25 @@ def test_a_queued_row_that_fails_rolls_back_its_whole_transaction(tmp_path, data
     with sql.transaction() as transaction:  # the connection goes on working
         transaction.run_many(f"INSERT INTO {table} (id, x) VALUES (?, ?)", [(5, 50)])
     assert sql.read(f"SELECT id, x FROM {table}") == [(5, 50)]
+
+
+def test_a_postgresql_transaction_takes_a_round_trip_for_each_read_and_one_for_what_follows_with_commit(
+        tmp_path, postgres_url):
+    with DistantServer(sqlalchemy.engine.make_url(postgres_url).port, round_trip=0.002) as distant:
+        sql, _, table = scratch(distant.url(postgres_url), tmp_path)
+        trips = distant.round_trips
+        with sql.transaction() as transaction:
+            transaction.run_many(f"INSERT INTO {table} (id, x) VALUES (?, ?)", [(1, 10), (2, 20)])
+            assert transaction.run(f"SELECT sum(x) FROM {table}").scalar() == 30
+            transaction.run_many(f"INSERT INTO {table} (id, x) VALUES (?, ?)", [(3, 30)])
+        assert distant.round_trips - trips == 2  # BEGIN, the first rows and the read; the last row and COMMIT
+        trips = distant.round_trips
+        with sql.transaction() as transaction:
+            transaction.run_many(f"UPDATE {table} SET x = ? WHERE id = ?", [(11, 1)])
+        assert distant.round_trips - trips == 1
+        trips = distant.round_trips
+        assert sql.read(f"SELECT id, x FROM {table} ORDER BY id") == [(1, 11), (2, 20), (3, 30)]
+        assert distant.round_trips - trips == 1
 
 
 def test_a_read_on_sqlite_does_not_wait_for_another_process_s_write_lock(tmp_path):
