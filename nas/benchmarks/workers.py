@@ -17,7 +17,10 @@ ran 8x slower than one.
 Overhead rows run one worker in this process (``load_search_study`` and
 ``run_trials``, as ``run_search`` does) with every public method of the storage
 the study holds timed on the instance; nested calls count once, and the
-heartbeat thread's calls (off the trial's path) not at all.
+heartbeat thread's calls (off the trial's path) not at all. On PostgreSQL the
+tiny space's rows run again with the server a millisecond's round trip away
+(``postgresql-distant``, through :class:`nas.benchmarks.distance.DistantServer`),
+as a worker on another machine has it, and count the round trips per trial.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import importlib.util
 import inspect
 import io
 import tempfile
+import statistics
 import threading
 import time
 import warnings
@@ -42,11 +46,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
+import sqlalchemy  # noqa: E402
 import torch  # noqa: E402
 
 from nas.benchmarks import register_suite  # noqa: E402
 from nas.benchmarks import pgserver  # noqa: E402
 from nas.benchmarks.attention import machine  # noqa: E402
+from nas.benchmarks.distance import DistantServer  # noqa: E402
 from nas.device import resolve_device  # noqa: E402
 from nas.progress import FINISHED  # noqa: E402
 from nas.space import load_space  # noqa: E402
@@ -58,6 +64,7 @@ from nas.workers import cpu_threads  # noqa: E402
 
 TASK, SPACE = "digits", "tiny"
 STORAGES = ("sqlite", "postgresql")
+DISTANT_ROUND_TRIP = 0.001  # s: a server in another zone of the region; this machine's own answers in 0.1 ms
 
 
 @dataclass(frozen=True)
@@ -191,8 +198,9 @@ def throughput_row(budget: Budget, device: str, folder: Path, storage: str, url:
 
 
 def overhead_row(budget: Budget, device: str, folder: Path, storage: str, url: str | None,
-                 pruner: str, space: str = SPACE) -> dict[str, Any]:
-    """One worker in this process with its storage calls timed: seconds in storage over seconds of trials."""
+                 pruner: str, space: str = SPACE, distant: DistantServer | None = None) -> dict[str, Any]:
+    """One worker in this process with its storage calls timed: seconds in storage over seconds of trials; with
+    the trials' round trips to the server, when it is reached through ``distant``."""
     study = f"overhead-{storage}-{space}-{pruner}"
     config = _config(budget, device, folder, study, url, 1, pruner, space)
     task = load_task(TASK, seed=0, cache_dir=folder / "cache")
@@ -203,9 +211,10 @@ def overhead_row(budget: Budget, device: str, folder: Path, storage: str, url: s
         opened = open_storage(url or f"sqlite:///{folder / study}.db", heartbeat=True)
         search = load_search_study(config, study, opened, trainer.larger_is_better, seed=0)
     clock = StorageClock(search._storage)  # what the study calls: Optuna's cache over the RDB storage
-    start = time.perf_counter()
+    start, trips = time.perf_counter(), distant.round_trips if distant else 0
     status = run_trials(search, load_space(space), trainer, config, [], io.StringIO(), bar=False)
     wall = time.perf_counter() - start
+    trips = distant.round_trips - trips if distant else float("nan")
     trials = search.get_trials(deepcopy=False)
     finished = sum(t.state in FINISHED for t in trials)
     return {"measure": "overhead", "storage": storage, "space": space, "seed": 0, "jobs": 1, "pruner": pruner,
@@ -213,7 +222,7 @@ def overhead_row(budget: Budget, device: str, folder: Path, storage: str, url: s
             "trials_per_min_wall": 60 * finished / wall, "trials_per_min_steady": steady_rate(trials),
             "storage_calls": clock.calls, "storage_s": clock.seconds,
             "storage_ms_per_trial": 1000 * clock.seconds / finished, "storage_share": clock.seconds / wall,
-            "storage_by_call": clock.per_trial(finished)}
+            "storage_by_call": clock.per_trial(finished), "round_trips_per_trial": trips / finished}
 
 
 def postgres_missing() -> str | None:
@@ -242,7 +251,32 @@ def storage_rows(budget: Budget, device: str, folder: Path, storage: str, seeds:
         # After the in-process one-worker run, which pays this process's first-trial warm-up like a real search.
         rows += [overhead_row(budget, device, folder, storage, url, pruner, space)
                  for space in budget.overhead_spaces for pruner in budget.overhead_pruners]
+        if storage == "postgresql":
+            rows += distant_rows(budget, device, folder, url)
     return rows
+
+
+def distant_rows(budget: Budget, device: str, folder: Path, url: str) -> list[dict[str, Any]]:
+    """The tiny space's overhead rows with the server :data:`DISTANT_ROUND_TRIP` away, as a worker on another
+    machine has it; their round trips counted."""
+    with DistantServer(sqlalchemy.engine.make_url(url).port, round_trip=DISTANT_ROUND_TRIP) as distant:
+        seen = {"direct": read_seconds(url), "distant": read_seconds(distant.url(url))}
+        rows = [overhead_row(budget, device, folder, "postgresql-distant", distant.url(url), pruner, SPACE, distant)
+                for pruner in budget.overhead_pruners]
+    return [{**row, "read_ms_direct": 1000 * seen["direct"], "read_ms_distant": 1000 * seen["distant"]} for row in rows]
+
+
+def read_seconds(url: str, reads: int = 50) -> float:
+    """The median time of reading ``SELECT 1`` from ``url``: a round trip as a client sees it."""
+    engine = sqlalchemy.create_engine(url)
+    times = []
+    with engine.connect() as connection:
+        for _ in range(reads):
+            start = time.perf_counter()
+            connection.exec_driver_sql("SELECT 1").scalar()
+            times.append(time.perf_counter() - start)
+    engine.dispose()
+    return statistics.median(times)
 
 
 @register_suite("workers")
@@ -305,7 +339,7 @@ def _plot(table: pd.DataFrame, path: Path) -> None:
              title=f"Workers x threads each, {table['trials'].iloc[0]} trials"
                    + (f" (median, min-max of {seeds} seeds)" if seeds > 1 else ""))
     left.legend()
-    names = [f"{r.storage}\n{r.space}\n{r.pruner}" for r in costs.itertuples()]
+    names = ["\n".join([*r.storage.split("-"), r.space, r.pruner]) for r in costs.itertuples()]
     right.bar(names, 100 * costs["storage_share"], color="tab:red")
     right.tick_params(axis="x", labelsize=7)
     right.axhline(2, color="grey", linestyle="--", label="2% target")

@@ -14,7 +14,8 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.benchmarks import run_suite
-from nas.benchmarks.workers import QUICK, StorageClock, _config, _with_speedup, enqueue_candidates, steady_rate
+from nas.benchmarks.workers import QUICK, StorageClock, _config, _with_speedup, distant_rows, enqueue_candidates
+from nas.benchmarks.workers import steady_rate
 from nas.study import open_storage, run_search
 
 
@@ -43,6 +44,13 @@ def test_quick_workers_suite_measures_the_storage_share_of_trial_time(quick_run)
     assert "create_new_trial 1.0x" in overhead["storage_by_call"]  # one claim per trial
     assert 0 <= overhead["storage_share"] < 1
     assert overhead["storage_ms_per_trial"] == pytest.approx(1000 * overhead["storage_s"] / overhead["finished"])
+
+
+def test_distant_rows_count_a_trial_s_round_trips_to_a_server_a_millisecond_away(tmp_path, postgres_url):
+    row, = distant_rows(replace(QUICK, overhead_pruners=("none",)), "cpu", tmp_path, postgres_url)
+    assert row["storage"] == "postgresql-distant" and row["status"] == "done" and row["finished"] == 4
+    assert 6 <= row["round_trips_per_trial"] < 20  # made, set up and ended take 6; the study's reads come on top
+    assert row["read_ms_distant"] >= 1.0  # every answer held a millisecond
 
 
 class Nested:
