@@ -170,7 +170,7 @@ def test_the_study_s_trials_read_with_this_storage_s_own_from_memory_are_what_th
 
 
 def test_a_trial_made_set_up_and_ended_takes_six_round_trips_to_postgresql(tmp_path, postgres_url):
-    with DistantServer(sqlalchemy.engine.make_url(postgres_url).port, round_trip=0.002) as distant:
+    with DistantServer(sqlalchemy.engine.make_url(postgres_url).port, round_trip=0.01) as distant:
         worker, other, study = two_storages(tmp_path, distant.url(postgres_url))
 
         def run_trial() -> int:

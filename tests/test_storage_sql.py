@@ -50,7 +50,7 @@ def test_a_queued_row_that_fails_rolls_back_its_whole_transaction(tmp_path, data
 
 def test_a_postgresql_transaction_takes_a_round_trip_for_each_read_and_one_for_what_follows_with_commit(
         tmp_path, postgres_url):
-    with DistantServer(sqlalchemy.engine.make_url(postgres_url).port, round_trip=0.002) as distant:
+    with DistantServer(sqlalchemy.engine.make_url(postgres_url).port, round_trip=0.01) as distant:
         sql, _, table = scratch(distant.url(postgres_url), tmp_path)
         trips = distant.round_trips
         with sql.transaction() as transaction:
