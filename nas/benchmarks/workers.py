@@ -18,9 +18,10 @@ Overhead rows run one worker in this process (``load_search_study`` and
 ``run_trials``, as ``run_search`` does) with every public method of the storage
 the study holds timed on the instance; nested calls count once, and the
 heartbeat thread's calls (off the trial's path) not at all. On PostgreSQL the
-tiny space's rows run again with the server a millisecond's round trip away
-(``postgresql-distant``, through :class:`nas.benchmarks.distance.DistantServer`),
-as a worker on another machine has it, and count the round trips per trial.
+tiny space's rows run again with every answer of the server held a millisecond
+(``postgresql-distant``, through :class:`nas.benchmarks.distance.DistantServer`;
+the rows hold the round trip a ``SELECT 1`` measured), as a worker on another
+machine has it, and count the round trips per trial.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import functools
 import importlib.util
 import inspect
 import io
-import tempfile
 import statistics
+import tempfile
 import threading
 import time
 import warnings
@@ -64,7 +65,7 @@ from nas.workers import cpu_threads  # noqa: E402
 
 TASK, SPACE = "digits", "tiny"
 STORAGES = ("sqlite", "postgresql")
-DISTANT_ROUND_TRIP = 0.001  # s: a server in another zone of the region; this machine's own answers in 0.1 ms
+DISTANT_ROUND_TRIP = 0.001  # s each answer is held: a server in another zone; this machine's own answers in 0.1 ms
 
 
 @dataclass(frozen=True)
