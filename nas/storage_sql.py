@@ -51,17 +51,14 @@ class DriverSQL:
             if not self.postgres:
                 yield Transaction(connection, self._text, None)
                 return
-            try:  # SQLAlchemy's begin and commit above keep its events; the database's go through the pipeline
-                with contextlib.ExitStack() as pipelined:
-                    pipeline = pipelined.enter_context(connection.connection.driver_connection.pipeline())
-                    connection.exec_driver_sql("BEGIN")
-                    yield Transaction(connection, self._text, pipeline.sync)
-                    # Leaving the pipeline sends what waits in it and COMMIT, and waits for them: one round trip.
-                    connection.exec_driver_sql("COMMIT", execution_options={_SEND_FIRST: pipelined.close})
-            except BaseException:
-                with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):  # the first error is the one to tell
-                    connection.exec_driver_sql("ROLLBACK")
-                raise
+            # SQLAlchemy's begin above keeps its events, and its rollback on an error: psycopg then sends ROLLBACK, as
+            # the server's transaction is open. BEGIN and COMMIT go through the pipeline.
+            with contextlib.ExitStack() as pipelined:
+                pipeline = pipelined.enter_context(connection.connection.driver_connection.pipeline())
+                connection.exec_driver_sql("BEGIN")
+                yield Transaction(connection, self._text, pipeline.sync)
+                # Leaving the pipeline sends what waits in it and COMMIT, and waits for them: one round trip.
+                connection.exec_driver_sql("COMMIT", execution_options={_SEND_FIRST: pipelined.close})
 
     def stamp(self, moment: datetime) -> Any:
         """``moment`` as Optuna stores it: naive UTC."""

@@ -48,6 +48,22 @@ def test_a_queued_row_that_fails_rolls_back_its_whole_transaction(tmp_path, data
     assert sql.read(f"SELECT id, x FROM {table}") == [(5, 50)]
 
 
+@pytest.mark.parametrize("read_before", [False, True])
+def test_an_error_raised_in_the_block_rolls_back_what_it_queued(tmp_path, database, read_before):
+    sql, _, table = scratch(database, tmp_path)
+    with pytest.raises(ValueError, match="refused"):
+        with sql.transaction() as transaction:
+            transaction.run_many(f"INSERT INTO {table} (id, x) VALUES (?, ?)", [(1, 10)])
+            if read_before:
+                assert transaction.run(f"SELECT count(*) FROM {table}").scalar() == 1
+            transaction.run_many(f"INSERT INTO {table} (id, x) VALUES (?, ?)", [(2, 20)])
+            raise ValueError("refused")
+    assert sql.read(f"SELECT count(*) FROM {table}") == [(0,)]
+    with sql.transaction() as transaction:  # the connection goes on working
+        transaction.run_many(f"INSERT INTO {table} (id, x) VALUES (?, ?)", [(1, 11)])
+    assert sql.read(f"SELECT id, x FROM {table}") == [(1, 11)]
+
+
 def test_a_postgresql_transaction_takes_a_round_trip_for_each_read_and_one_for_what_follows_with_commit(
         tmp_path, postgres_url):
     with DistantServer(sqlalchemy.engine.make_url(postgres_url).port, round_trip=0.01) as distant:
