@@ -35,6 +35,8 @@ class DistantServer:
 
     def url(self, url: str) -> str:
         """``url`` (a database URL naming the target's port) naming this forwarder's port instead."""
+        if f":{self.target}/" not in url:  # left as it is, it would bypass the forwarder and count nothing
+            raise ValueError(f"url {url!r} does not name port {self.target}; give host:{self.target}/database")
         return url.replace(f":{self.target}/", f":{self.port}/", 1)
 
     def __enter__(self) -> DistantServer:

@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.benchmarks import run_suite
+from nas.benchmarks.distance import DistantServer
 from nas.benchmarks.workers import QUICK, StorageClock, _config, _with_speedup, distant_rows, enqueue_candidates
 from nas.benchmarks.workers import steady_rate
 from nas.study import open_storage, run_search
@@ -51,6 +52,13 @@ def test_distant_rows_count_a_trial_s_round_trips_to_a_server_a_millisecond_away
     assert row["storage"] == "postgresql-distant" and row["status"] == "done" and row["finished"] == 4
     assert 6 <= row["round_trips_per_trial"] < 20  # made, set up and ended take 6; the study's reads come on top
     assert row["read_ms_distant"] >= 1.0  # every answer held a millisecond
+
+
+def test_a_distant_server_refuses_a_url_that_would_bypass_it():
+    with DistantServer(5432, round_trip=0.001) as distant:
+        assert distant.url("postgresql://u@127.0.0.1:5432/db") == f"postgresql://u@127.0.0.1:{distant.port}/db"
+        with pytest.raises(ValueError, match="does not name port 5432"):
+            distant.url("postgresql://u@127.0.0.1/db")
 
 
 class Nested:
