@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -181,3 +184,31 @@ def test_a_corrupt_checkpoint_is_ignored_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"trial_0.pt' is corrupt .*the retry starts from epoch 0"):
         assert load_checkpoint(path) is None
     assert load_checkpoint(tmp_path / "absent.pt") is None
+
+
+FIRST_TRIAL = """
+import sys
+import torch
+from nas.measure import count_flops
+from nas.model import build_model
+from nas.spec import ArchSpec, AttentionSpec, BlockSpec, InputSpec, MixerSpec
+from nas.tasks import Split, Task
+from nas.train import TrainConfig, Trainer
+
+data = Split(torch.randn(32, 6, 3), torch.randint(0, 3, (32,)))
+trainer = Trainer(Task("t", data, data, data, InputSpec(6, 3, 3), "accuracy", None, 0), "cpu")
+before = set(sys.modules)
+model = build_model(ArchSpec(8, (BlockSpec(MixerSpec("single", (AttentionSpec("dot", 2),))),)), trainer.input_spec)
+count_flops(model, data.x[:1])
+trainer.fit(model, TrainConfig(max_epochs=1))
+print(sorted(m for m in set(sys.modules) - before if m.startswith("torch._")))
+"""
+
+
+def test_a_fresh_workers_first_trial_imports_nothing_of_torchs_compiler():
+    """torch imports its compiler (1.3 s) at a process's first optimiser or FLOP count; the Trainer does it up
+    front, so it does not count as a worker's first trial's time."""
+    child = subprocess.run([sys.executable, "-c", FIRST_TRIAL], cwd=Path(__file__).parents[1], capture_output=True,
+                           text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "[]"

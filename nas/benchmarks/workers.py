@@ -8,7 +8,10 @@ state (finished trials per minute while every worker was busy, from the
 storage's own timestamps; see :func:`steady_rate`). Trials use no pruner, so
 every trial trains the same number of epochs, and the searches of one seed train
 the same queued candidates (:func:`enqueue_candidates`), so their rates compare
-like with like.
+like with like. Every worker pays torch's one-time compiler import when its
+:class:`nas.train.Trainer` is made, before its first trial; inside that trial it
+cost 1.3 s, and the steady window, which opens as the last worker starts a trial,
+took it in for every spawned worker.
 
 Each spawned worker runs ``cores // jobs`` torch threads (``nas.workers.cpu_threads``);
 before that rule, every worker took one thread per core and 2 workers on 2 cores
