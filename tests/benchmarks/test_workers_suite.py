@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 
 from nas.benchmarks import run_suite
 from nas.benchmarks.distance import DistantServer
-from nas.benchmarks.workers import QUICK, StorageClock, _config, _with_speedup, distant_rows, enqueue_candidates
-from nas.benchmarks.workers import steady_rate
+from nas.benchmarks.workers import QUICK, StorageClock, _config, _with_wall_speedup, distant_rows
+from nas.benchmarks.workers import enqueue_candidates, steady_rate, steady_speedup
 from nas.study import open_storage, run_search
 
 
@@ -105,16 +105,31 @@ def test_steady_rate_of_several_workers_counts_only_while_all_of_them_are_busy()
     assert steady_rate(first, jobs=2) == pytest.approx(60)  # never 2 at once: the whole span
 
 
-def test_speedups_compare_each_seed_with_its_own_one_worker_run():
-    rows = [{"measure": "throughput", "storage": "sqlite", "seed": seed, "jobs": jobs,
-             "trials_per_min_steady": rate, "trials_per_min_wall": rate / 2}
+def test_end_to_end_speedups_compare_each_seed_with_its_own_one_worker_run():
+    rows = [{"measure": "throughput", "storage": "sqlite", "seed": seed, "jobs": jobs, "trials_per_min_wall": rate}
             for seed, jobs, rate in ((0, 1, 60.0), (0, 2, 120.0), (1, 1, 80.0), (1, 2, 100.0))]
-    rows.append({"measure": "overhead", "storage": "sqlite", "seed": 0, "jobs": 1, "trials_per_min_steady": 70.0,
-                 "trials_per_min_wall": 70.0})
-    table = _with_speedup(pd.DataFrame(rows))
-    assert list(table["speedup_steady"][:4]) == [1.0, 2.0, 1.0, 1.25]
+    rows.append({"measure": "overhead", "storage": "sqlite", "seed": 0, "jobs": 1, "trials_per_min_wall": 70.0})
+    table = _with_wall_speedup(pd.DataFrame(rows))
     assert list(table["speedup_wall"][:4]) == [1.0, 2.0, 1.0, 1.25]
-    assert pd.isna(table["speedup_steady"].iloc[4])
+    assert pd.isna(table["speedup_wall"].iloc[4])
+
+
+ALONE = [ran(0, 0, 1), ran(1, 1, 2), ran(2, 2, 4), ran(3, 4, 6)]  # one worker: two cheap candidates, two costly
+
+
+def test_steady_speedup_weighs_trials_by_one_workers_time_on_them():
+    # Worker 1 joins at 1 s; both go at one worker's pace until worker 1 ends at 3 s.
+    both = [ran(0, 0, 1), ran(1, 1, 2), ran(3, 2, 4), ran(2, 1, 3)]
+    assert steady_rate(both, jobs=2) == pytest.approx(60)  # 2 trials in 2 s, against 40/min alone: 1.5x
+    assert steady_speedup(both, ALONE, jobs=2) == pytest.approx(2.0)  # 1 + 2 + half of 2 s of work in 2 s
+    assert steady_speedup(ALONE, ALONE, jobs=1) == pytest.approx(1.0)
+
+
+def test_steady_speedup_counts_one_workers_pauses_between_trials_with_its_trials():
+    paused = [ran(0, 0, 1), ran(1, 2, 3)]  # 1 s of pause: 2 s of work take 3 s alone
+    both = [ran(0, 0, 1), ran(1, 0, 1)]
+    assert steady_speedup(both, paused, jobs=2) == pytest.approx(3.0)
+    assert steady_speedup(paused, paused, jobs=1) == pytest.approx(1.0)
 
 
 def test_the_throughput_searches_of_one_seed_train_the_same_queued_candidates(tmp_path):
