@@ -9,10 +9,10 @@ storage's own timestamps; see :func:`steady_rate`). Trials use no pruner, so
 every trial trains the same number of epochs, and the searches of one seed train
 the same queued candidates (:func:`enqueue_candidates`), so their rates compare
 like with like; the steady speed-up over one worker weighs each trial by the time
-one worker took for it (:func:`steady_speedup`). Every worker pays torch's one-time compiler import when its
-:class:`nas.train.Trainer` is made, before its first trial; inside that trial it
-cost 1.3 s, and the steady window, which opens as the last worker starts a trial,
-took it in for every spawned worker.
+one worker took for it (:func:`steady_speedup`). Every worker pays torch's one-time
+compiler import when its :class:`nas.train.Trainer` is made, before its first
+trial; inside that trial it cost 1.3 s, and the steady window, which opens as the
+last worker starts a trial, took it in for every spawned worker.
 
 Each spawned worker runs ``cores // jobs`` torch threads (``nas.workers.cpu_threads``);
 before that rule, every worker took one thread per core and 2 workers on 2 cores
@@ -295,7 +295,7 @@ def _storage_url(storage: str) -> Iterator[str | None]:
 def storage_rows(budget: Budget, device: str, folder: Path, storage: str, seeds: int) -> list[dict[str, Any]]:
     with _storage_url(storage) as url:
         rows = [row for seed in range(seeds) for row in throughput_rows(budget, device, folder, storage, url, seed)]
-        # After the in-process one-worker run, which pays this process's first-trial warm-up like a real search.
+        # After the in-process one-worker runs, which pay this process's one-time warm-up as a real search does.
         rows += [overhead_row(budget, device, folder, storage, url, pruner, space)
                  for space in budget.overhead_spaces for pruner in budget.overhead_pruners]
         if storage == "postgresql":
