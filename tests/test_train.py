@@ -201,7 +201,7 @@ before = set(sys.modules)
 model = build_model(ArchSpec(8, (BlockSpec(MixerSpec("single", (AttentionSpec("dot", 2),))),)), trainer.input_spec)
 count_flops(model, data.x[:1])
 trainer.fit(model, TrainConfig(max_epochs=1))
-print(sorted(m for m in set(sys.modules) - before if m.startswith("torch._")))
+print(sorted(m for m in set(sys.modules) - before if m.startswith(("torch._dynamo", "torch._inductor"))))
 """
 
 
