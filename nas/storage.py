@@ -50,7 +50,10 @@ MAX_IDS_ASKED = 500  # by id in one query; past that the storage's own trials ar
 ENDED_KEPT = 16  # ended trials kept in memory at most, for a study no one reads
 WRITE_BEHIND_SECONDS = 1.0  # an epoch's value this long after a running trial's last write goes at once
 
-_FIRST_BEAT = "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?, CURRENT_TIMESTAMP)"
+_STATE = "SELECT state, study_id FROM trials WHERE trial_id = ?"
+# Where a write to a trial's rows holds: the trial is not finished (Optuna's rule), as the statement sees it; the
+# transaction locks the trial first (SQLite's BEGIN IMMEDIATE locks the database), so each sees what the others do.
+_LIVE = "EXISTS (SELECT 1 FROM trials WHERE trial_id = ? AND state IN ('RUNNING', 'WAITING'))"
 
 
 @dataclass
@@ -182,28 +185,38 @@ class SearchStorage(optuna.storages.RDBStorage):
                 self._write(trial_id, kept)
 
     def _write(self, trial_id: int, kept: _Kept) -> None:
-        """One transaction: the state check Optuna makes for each write, then what is kept."""
+        """One transaction (one round trip to PostgreSQL): what is kept, written if the trial is not finished,
+        and its state read back with COMMIT for the check Optuna makes for each write."""
         batch = kept.take()
         try:
             with self._sql.transaction() as transaction:
-                state, study_id = _state_of(transaction, trial_id)
-                if not state.is_finished():
-                    self._insert(transaction, trial_id, study_id, batch, kept.stored)
+                self._lock_trial(transaction, trial_id)
+                self._insert(transaction, trial_id, self._own_study.get(trial_id), batch, kept.stored)
+                state, study_id = _state_of(transaction.run_last(_STATE, trial_id).first())
             self.check_trial_is_updatable(trial_id, state)  # out of the transaction: it reads the trial
         except BaseException:
             self._forget(trial_id)  # refused, or half known: the database says what this trial holds
             raise
         self._stored(study_id, kept, batch)
 
-    def _insert(self, transaction: Transaction, trial_id: int, study_id: int, batch: _Kept,
+    def _lock_trial(self, transaction: Transaction, trial_id: int) -> None:
+        """Hold the trial's row till the transaction ends: a worker failing it as stale waits (PostgreSQL)."""
+        if self._sql.postgres:
+            transaction.run_many("SELECT trial_id FROM trials WHERE trial_id = ? FOR UPDATE", [(trial_id,)])
+
+    def _insert(self, transaction: Transaction, trial_id: int, study_id: int | None, batch: _Kept,
                 stored: dict[str, set] | None) -> None:
         """Bulk inserts of ``batch``, and updates of the keys the trial has already (``stored``, or read when not
-        known; a retry starts with its dead trial's attributes)."""
-        self._check_distributions(transaction, study_id, batch.params)
+        known; a retry starts with its dead trial's attributes), each made only while the trial is not finished:
+        nothing is read before them (study ids are known for this storage's own trials)."""
+        if batch.params:
+            if study_id is None:  # a trial another storage runs
+                study_id = _state_of(transaction.run(_STATE, trial_id).first())[1]
+            self._check_distributions(transaction, study_id, batch.params)
         transaction.run_many(
-            "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) VALUES (?, ?, ?, ?)",
-            [(trial_id, name, value, distribution_to_json(distribution))
-             for name, (value, distribution) in batch.params.items()])
+            f"INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) SELECT ?, ?, ?, ? "
+            f"WHERE {_LIVE}", [(trial_id, name, value, distribution_to_json(distribution), trial_id)
+                               for name, (value, distribution) in batch.params.items()])
         stored = stored or {}
         for kind, table in (("user_attrs", "trial_user_attributes"), ("system_attrs", "trial_system_attributes")):
             _upsert(transaction, table, "key", ("value_json",), trial_id, stored.get(kind),
@@ -224,7 +237,7 @@ class SearchStorage(optuna.storages.RDBStorage):
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         """Optuna's, in one UPDATE that checks the state it changes, with what is kept for the trial written in
-        the same transaction."""
+        the same transaction before it: one round trip to PostgreSQL."""
         if state != TrialState.RUNNING and not state.is_finished():  # back to waiting: Optuna's own
             self.flush(trial_id)
             return super().set_trial_state_values(trial_id, state, values)
@@ -237,22 +250,22 @@ class SearchStorage(optuna.storages.RDBStorage):
                 before, column = ("WAITING", "RUNNING"), "datetime_complete"
             try:
                 with self._sql.transaction() as transaction:
-                    study_id = transaction.run(
+                    self._lock_trial(transaction, trial_id)
+                    self._insert(transaction, trial_id, self._own_study.get(trial_id), batch, kept.stored)
+                    transaction.run_many(  # values come only with a finishing state: they go where it does
+                        f"INSERT INTO trial_values (trial_id, objective, value, value_type) SELECT ?, ?, ?, ? "
+                        f"WHERE {_LIVE}",
+                        [(trial_id, objective, *_by_name(models.TrialValueModel.value_to_stored_repr(value)), trial_id)
+                         for objective, value in enumerate(values or ())])
+                    study_id = transaction.run_last(
                         f"UPDATE trials SET state = ?, {column} = ? WHERE trial_id = ? AND state IN ({marks(before)}) "
                         "RETURNING study_id", state.name, self._sql.stamp(now), trial_id, *before).scalar()
-                    updated, refused = study_id is not None, False
-                    if not updated:  # finished (refused, as Optuna does), or asked to run while not waiting
-                        found, study_id = _state_of(transaction, trial_id)
-                        refused = found.is_finished()
-                    if not refused:
-                        self._insert(transaction, trial_id, study_id, batch, kept.stored)
-                    if values and updated:
-                        transaction.run_many(
-                            "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?, ?, ?, ?)",
-                            [(trial_id, objective, *_by_name(models.TrialValueModel.value_to_stored_repr(value)))
-                             for objective, value in enumerate(values)])
-                if refused:
-                    self.check_trial_is_updatable(trial_id, found)  # out of the transaction: it reads the trial
+                updated = study_id is not None
+                if not updated:  # finished (refused, as Optuna does), or asked to run while not waiting
+                    rows = self._sql.read(_STATE, trial_id)
+                    found, study_id = _state_of(rows[0] if rows else None)
+                    if found.is_finished():
+                        self.check_trial_is_updatable(trial_id, found)
             except sqlalchemy.exc.IntegrityError:
                 self._forget(trial_id)
                 return False
@@ -289,22 +302,25 @@ class SearchStorage(optuna.storages.RDBStorage):
 
     def _create_running_trial(self, study_id: int) -> FrozenTrial:
         """Optuna's new trial, numbered as Optuna numbers it (the study's trials made before it, counted while
-        the study is locked: every one of them has a smaller id), without the ORM, and its first heartbeat when
-        heartbeats are on: on PostgreSQL, two round trips."""
+        the study is locked: every one of them has a smaller id, as Optuna's own trials made there lock it too),
+        without the ORM, and its first heartbeat when heartbeats are on: on PostgreSQL, one round trip."""
         now = datetime.now()
         with self._sql.transaction() as transaction:
             if self._sql.postgres:  # locked before the count is read (SQLite's BEGIN IMMEDIATE locks everything)
                 transaction.run_many("SELECT study_id FROM studies WHERE study_id = ? FOR UPDATE", [(study_id,)])
-            made = transaction.run(
+            transaction.run_many(
                 "INSERT INTO trials (number, study_id, state, datetime_start) "
                 "SELECT (SELECT count(*) FROM trials WHERE study_id = ?), study_id, ?, ? FROM studies "
-                "WHERE study_id = ? RETURNING trial_id, number",
-                study_id, "RUNNING", self._sql.stamp(now), study_id).first()
-            if made is None:
-                raise KeyError(models.NOT_FOUND_MSG)
-            trial_id, number = made
-            if self.heartbeat_interval is not None:
-                transaction.run_many(_FIRST_BEAT, [(trial_id,)])
+                "WHERE study_id = ?", [(study_id, "RUNNING", self._sql.stamp(now), study_id)])
+            if self.heartbeat_interval is not None:  # the study's newest trial, while it is locked: this one
+                transaction.run_many(
+                    "INSERT INTO trial_heartbeats (trial_id, heartbeat) SELECT trial_id, CURRENT_TIMESTAMP "
+                    "FROM trials WHERE study_id = ? ORDER BY trial_id DESC LIMIT 1", [(study_id,)])
+            made = transaction.run_last(
+                "SELECT trial_id, number FROM trials WHERE study_id = ? ORDER BY trial_id DESC LIMIT 1", study_id).first()
+        if made is None:
+            raise KeyError(models.NOT_FOUND_MSG)
+        trial_id, number = made
         if self.heartbeat_interval is not None:
             self._beaten.add(trial_id)
         return FrozenTrial(number=number, state=TrialState.RUNNING, value=None, values=None, datetime_start=now,
@@ -312,16 +328,19 @@ class SearchStorage(optuna.storages.RDBStorage):
                            intermediate_values={}, trial_id=trial_id)
 
     def record_heartbeat(self, trial_id: int) -> None:
-        """Optuna's, in one statement or two without the ORM. A trial made here had its first heartbeat written
-        with it, so the one its heartbeat thread writes as it starts is not written again: it would take the
-        database's write lock as the trial sets out, for 1 to 2 ms of the ORM's work on SQLite."""
+        """Optuna's, in two statements without the ORM and nothing read: one round trip to PostgreSQL. A trial
+        made here had its first heartbeat written with it, so the one its heartbeat thread writes as it starts is
+        not written again: it would take the database's write lock as the trial sets out, for 1 to 2 ms of the
+        ORM's work on SQLite."""
         if trial_id in self._beaten:
             self._beaten.discard(trial_id)
             return
         with self._sql.transaction() as transaction:
-            if not transaction.run("UPDATE trial_heartbeats SET heartbeat = CURRENT_TIMESTAMP WHERE trial_id = ?",
-                                   trial_id).rowcount:
-                transaction.run_many(_FIRST_BEAT, [(trial_id,)])
+            transaction.run_many("UPDATE trial_heartbeats SET heartbeat = CURRENT_TIMESTAMP WHERE trial_id = ?",
+                                 [(trial_id,)])
+            transaction.run_many(
+                "INSERT INTO trial_heartbeats (trial_id, heartbeat) SELECT ?, CURRENT_TIMESTAMP "
+                "WHERE NOT EXISTS (SELECT 1 FROM trial_heartbeats WHERE trial_id = ?)", [(trial_id, trial_id)])
 
     def _run(self, study_id: int, trial: FrozenTrial) -> None:
         self._own[trial._trial_id] = copy.deepcopy(trial)
@@ -472,15 +491,15 @@ def _upsert(transaction: Transaction, table: str, key: str, columns: tuple[str, 
         present = {known for known, in transaction.run(
             f"SELECT {key} FROM {table} WHERE trial_id = ? AND {key} IN ({marks(keys)})", trial_id, *keys)}
     assignments = ", ".join(f"{column} = ?" for column in columns)
-    transaction.run_many(f"UPDATE {table} SET {assignments} WHERE trial_id = ? AND {key} = ?",
-                         [(*rows[known], trial_id, known) for known in rows.keys() & present])
-    transaction.run_many(f"INSERT INTO {table} (trial_id, {key}, {', '.join(columns)}) VALUES (?, ?, {marks(columns)})",
-                         [(trial_id, known, *values) for known, values in rows.items() if known not in present])
+    transaction.run_many(f"UPDATE {table} SET {assignments} WHERE trial_id = ? AND {key} = ? AND {_LIVE}",
+                         [(*rows[known], trial_id, known, trial_id) for known in rows.keys() & present])
+    transaction.run_many(f"INSERT INTO {table} (trial_id, {key}, {', '.join(columns)}) "
+                         f"SELECT ?, ?, {marks(columns)} WHERE {_LIVE}",
+                         [(trial_id, known, *values, trial_id) for known, values in rows.items() if known not in present])
 
 
-def _state_of(transaction: Transaction, trial_id: int) -> tuple[TrialState, int]:
-    """The trial's state and study, as the transaction sees them."""
-    found = transaction.run("SELECT state, study_id FROM trials WHERE trial_id = ?", trial_id).first()
+def _state_of(found: sqlalchemy.Row | None) -> tuple[TrialState, int]:
+    """A trial's state and study from its row read with :data:`_STATE` (None: there is no such trial)."""
     if found is None:
         raise KeyError(models.NOT_FOUND_MSG)
     return TrialState[found.state], found.study_id

@@ -169,23 +169,26 @@ def test_the_study_s_trials_read_with_this_storage_s_own_from_memory_are_what_th
     assert worker._own.keys() == {running, ended_again} or ids_asked == 0  # the newest stays: it bounds the query
 
 
-def test_a_trial_made_set_up_and_ended_takes_six_round_trips_to_postgresql(tmp_path, postgres_url):
+def test_a_trial_made_set_up_and_ended_takes_three_round_trips_to_postgresql(tmp_path, postgres_url):
     with DistantServer(sqlalchemy.engine.make_url(postgres_url).port, round_trip=0.01) as distant:
         worker, other, study = two_storages(tmp_path, distant.url(postgres_url))
 
         def run_trial() -> int:
-            trial = worker.create_new_trial(study)  # 2: the study locked and the trial made; COMMIT
-            with worker.batched(trial):  # 2: its state read; the rows and COMMIT
+            trial = worker.create_new_trial(study)  # the study locked, the trial and its heartbeat made, COMMIT
+            with worker.batched(trial):  # the trial locked, its rows, its state read back with COMMIT
                 worker.set_trial_param(trial, "heads", 2, IntDistribution(1, 8))
                 worker.set_trial_user_attr(trial, "arch", {"heads": 2})
             worker.set_trial_intermediate_value(trial, 0, 0.5)
-            worker.set_trial_state_values(trial, TrialState.COMPLETE, [0.5])  # 2: its state changed; rows, COMMIT
+            worker.set_trial_state_values(trial, TrialState.COMPLETE, [0.5])  # locked, rows, its state changed, COMMIT
             return trial
 
         run_trial()  # the first reads the parameter's distribution in the study, once
         trips = distant.round_trips
         trial = run_trial()
-        assert distant.round_trips - trips == 6
+        assert distant.round_trips - trips == 3
+        trips = distant.round_trips
+        worker.record_heartbeat(trial)
+        assert distant.round_trips - trips == 1
         ended = other.get_trial(trial)
         assert (ended.state, ended.values, ended.params, ended.intermediate_values) == (
             TrialState.COMPLETE, [0.5], {"heads": 2}, {0: 0.5})
@@ -195,6 +198,8 @@ def test_a_trial_another_worker_failed_refuses_the_writes_of_its_old_worker(tmp_
     worker, other, study = two_storages(tmp_path, database)
     trial = worker.create_new_trial(study)
     worker.set_trial_user_attr(trial, "seed", 1)  # kept
+    worker.set_trial_param(trial, "heads", 2, IntDistribution(1, 8))
+    worker.set_trial_intermediate_value(trial, 1, 0.5)
     other.set_trial_state_values(trial, TrialState.FAIL)  # failed as stale: its heartbeats stopped
     with pytest.raises(RuntimeError, match="finished"):
         worker.set_trial_state_values(trial, TrialState.COMPLETE, [1.0])
@@ -203,7 +208,10 @@ def test_a_trial_another_worker_failed_refuses_the_writes_of_its_old_worker(tmp_
     with pytest.raises(RuntimeError, match="finished"):
         with worker.batched(trial):
             worker.set_trial_user_attr(trial, "test", 0.5)
-    assert other.get_trial(trial).user_attrs == {} and worker.get_trial(trial).state == TrialState.FAIL
+            worker.set_trial_param(trial, "kind", 0, CategoricalDistribution(["dot", "additive"]))
+    failed = other.get_trial(trial)
+    assert (failed.user_attrs, failed.params, failed.intermediate_values, failed.values) == ({}, {}, {}, None)
+    assert worker.get_trial(trial).state == TrialState.FAIL
 
 
 def test_kept_writes_to_a_trial_another_worker_failed_are_refused_when_they_would_be_written(tmp_path):

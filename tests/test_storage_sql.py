@@ -34,6 +34,11 @@ def test_rows_queued_in_a_transaction_are_there_for_its_next_read_and_committed_
         transaction.run_many(f"UPDATE {table} SET x = ? WHERE id = ?", [(11, 1)])
     assert sql.read(f"SELECT id, x FROM {table} ORDER BY id") == [(1, 11), (2, 20), (3, 30)]
     assert len(statements.commits) == 1
+    with sql.transaction() as transaction:  # the transaction's last statement reads them too, and commits them
+        transaction.run_many(f"UPDATE {table} SET x = ? WHERE id = ?", [(21, 2)])
+        assert transaction.run_last(f"SELECT sum(x) FROM {table}").scalar() == 62
+    assert sql.read(f"SELECT id, x FROM {table} ORDER BY id") == [(1, 11), (2, 21), (3, 30)]
+    assert len(statements.commits) == 2
 
 
 def test_a_queued_row_that_fails_rolls_back_its_whole_transaction(tmp_path, database):
@@ -79,8 +84,34 @@ def test_a_postgresql_transaction_takes_a_round_trip_for_each_read_and_one_for_w
             transaction.run_many(f"UPDATE {table} SET x = ? WHERE id = ?", [(11, 1)])
         assert distant.round_trips - trips == 1
         trips = distant.round_trips
-        assert sql.read(f"SELECT id, x FROM {table} ORDER BY id") == [(1, 11), (2, 20), (3, 30)]
+        with sql.transaction() as transaction:
+            transaction.run_many(f"UPDATE {table} SET x = ? WHERE id = ?", [(21, 2)])
+            assert transaction.run_last(f"SELECT sum(x) FROM {table}").scalar() == 62
+        assert distant.round_trips - trips == 1  # the rows, the last read and COMMIT
+        trips = distant.round_trips
+        assert sql.read(f"SELECT id, x FROM {table} ORDER BY id") == [(1, 11), (2, 21), (3, 30)]
         assert distant.round_trips - trips == 1
+
+
+def test_no_statement_can_follow_a_transaction_s_last_one(tmp_path, database):
+    sql, _, table = scratch(database, tmp_path)
+    with pytest.raises(RuntimeError, match="no statement can follow"):
+        with sql.transaction() as transaction:
+            transaction.run_last(f"SELECT count(*) FROM {table}")
+            transaction.run_many(f"INSERT INTO {table} (id, x) VALUES (?, ?)", [(3, 30)])
+    assert sql.read(f"SELECT count(*) FROM {table}") == [(0,)]
+
+
+def test_a_row_that_fails_before_the_last_read_rolls_back_its_transaction(tmp_path, database):
+    sql, _, table = scratch(database, tmp_path)
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        with sql.transaction() as transaction:
+            transaction.run_many(f"INSERT INTO {table} (id, x) VALUES (?, ?)", [(1, 10), (1, 11)])
+            transaction.run_last(f"SELECT sum(x) FROM {table}")
+    assert sql.read(f"SELECT count(*) FROM {table}") == [(0,)]
+    with sql.transaction() as transaction:  # the connection goes on working
+        assert transaction.run_last(f"INSERT INTO {table} (id, x) VALUES (?, ?) RETURNING id", 5, 50).scalar() == 5
+    assert sql.read(f"SELECT id, x FROM {table}") == [(5, 50)]
 
 
 def test_a_read_on_sqlite_does_not_wait_for_another_process_s_write_lock(tmp_path):
