@@ -262,8 +262,7 @@ class SearchStorage(optuna.storages.RDBStorage):
                         "RETURNING study_id", state.name, self._sql.stamp(now), trial_id, *before).scalar()
                 updated = study_id is not None
                 if not updated:  # finished (refused, as Optuna does), or asked to run while not waiting
-                    rows = self._sql.read(_STATE, trial_id)
-                    found, study_id = _state_of(rows[0] if rows else None)
+                    found, study_id = _state_of(self._sql.read(_STATE, trial_id).first())
                     if found.is_finished():
                         self.check_trial_is_updatable(trial_id, found)
             except sqlalchemy.exc.IntegrityError:
@@ -498,11 +497,12 @@ def _upsert(transaction: Transaction, table: str, key: str, columns: tuple[str, 
                          [(trial_id, known, *values, trial_id) for known, values in rows.items() if known not in present])
 
 
-def _state_of(found: sqlalchemy.Row | None) -> tuple[TrialState, int]:
+def _state_of(found: tuple[str, int] | None) -> tuple[TrialState, int]:
     """A trial's state and study from its row read with :data:`_STATE` (None: there is no such trial)."""
     if found is None:
         raise KeyError(models.NOT_FOUND_MSG)
-    return TrialState[found.state], found.study_id
+    state, study_id = found
+    return TrialState[state], study_id
 
 
 def _by_name(stored: tuple[float | None, Any]) -> tuple[float | None, str]:

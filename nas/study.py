@@ -33,7 +33,6 @@ from nas.progress import FINISHED, print_summary
 from nas.sampler import LazyGroupTPESampler
 from nas.space import SearchSpace, load_space
 from nas.storage import SearchStorage
-from nas.storage_sql import ONE_STATEMENT
 from nas.tasks import Task, load_task
 from nas.train import Trainer, maximize
 from nas.trial_loop import run_trials
@@ -193,8 +192,7 @@ def _sqlite_for_many_writers(engine: sqlalchemy.engine.Engine) -> None:
 
     @sqlalchemy.event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        if not connection.get_execution_options().get(ONE_STATEMENT):  # a lone SELECT reads WAL's snapshot as it is
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections made before the listeners reopen with them
 
