@@ -38,6 +38,11 @@ class LazyGroupTPESampler(TPESampler):
         self.fallbacks: list[str] = []  # names drawn alone although a group already holds them
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        searched = getattr(study, "_study", None)  # Hyperband hands samplers a view of the study per bracket
+        if searched is not None:
+            # Its trial cache would be one more read of the storage per trial; the view's cached reads are
+            # not filtered by bracket, so it shares the study's: read once per trial (nas.snapshot).
+            study._thread_local = searched._thread_local
         super().infer_relative_search_space(study, trial)  # updates the group decomposition
         # Optuna filters the study anew for every parameter; keeping the first one keeps its trial
         # cache, so the trial reads the storage once instead of once per parameter.

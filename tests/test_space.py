@@ -10,6 +10,7 @@ import pytest
 
 from nas.attention import get_attention
 from nas.model import build_model
+from nas.snapshot import seen_trials
 from nas.space import SPACES_DIR, SearchSpace, SpaceError, load_space
 from nas.spec import InputSpec
 from nas.train import TrainConfig
@@ -99,6 +100,30 @@ def test_tpe_models_every_known_parameter_in_its_group():
     assert sampler.fallbacks == []
     groups = sampler._search_space_group.search_spaces
     assert any({"d_model", "lr", "depth"} <= set(g) for g in groups)  # the always-present ones form one group
+
+
+def test_tpe_under_hyperband_reads_the_study_once_for_a_trial_as_without_it():
+    """Hyperband hands the sampler its own view of the study per bracket; the view shares the trial's one read."""
+    from nas.sampler import LazyGroupTPESampler
+
+    space = load_space("tiny")
+    reads, drawn = {}, {}
+    for pruner in (optuna.pruners.NopPruner(), optuna.pruners.HyperbandPruner(min_resource=1, max_resource=4)):
+        sampler = LazyGroupTPESampler(seed=0, n_startup_trials=2, constant_liar=False)  # one worker's
+        study = optuna.create_study(sampler=sampler, pruner=pruner, direction="maximize")
+        for step in range(6):
+            trial = study.ask()
+            real = study._storage.get_all_trials
+            calls = []
+            study._storage.get_all_trials = lambda *args, **kwargs: calls.append(args) or real(*args, **kwargs)
+            seen_trials(study)  # the objective's own read (nas.objective.is_surplus), then the sampler's draws
+            spec, train = space.sample(trial, SERIES)
+            del study._storage.get_all_trials
+            study.tell(trial, spec.d_model / 64 + train.lr + step)
+        reads[type(pruner).__name__] = len(calls)
+        drawn[type(pruner).__name__] = [t.params for t in study.trials]
+    assert reads == {"NopPruner": 1, "HyperbandPruner": 1}
+    assert drawn["NopPruner"] == drawn["HyperbandPruner"]  # the same trials read: the same draws
 
 
 def test_hash_ignores_comments_order_and_spelled_out_defaults(tmp_path):
