@@ -5,7 +5,7 @@ A worker on another machine talks to the study's PostgreSQL server over a networ
 0.2 ms (one rack) to a few ms (another zone); the local server here answers in 0.1 ms. The server's answers are
 held ``round_trip`` seconds (what the client sends is not: a round trip costs the same either way); the event
 loop's timers wake up to a few tenths of a millisecond late, so measure the round trip a client sees. A round
-trip is counted when the client sends after an answer (or first): a client's burst ends long before the answer.
+trip is counted when the client sends after an answer has reached it (or first).
 """
 
 from __future__ import annotations
@@ -60,7 +60,14 @@ class DistantServer:
     async def _connect(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
         server_in, server_out = await asyncio.open_connection(HOST, self.target)
         self._writers |= {client_out, server_out}
-        last = {"from": "server"}  # who sent last on this connection: a client's send after the server's opens a trip
+        # Who was delivered to last on this connection: a client's send after an answer reached it opens a trip.
+        # An answer read from the server while the client's burst is still coming in (a fast server, a client
+        # cut short by the scheduler) reaches the client only after its hold, so it opens none.
+        last = {"from": "server"}
+
+        def deliver(writer: asyncio.StreamWriter, data: bytes, side: str) -> None:
+            writer.write(data)
+            last["from"] = side
 
         async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, side: str) -> None:
             loop = asyncio.get_running_loop()
@@ -68,8 +75,8 @@ class DistantServer:
             while data := await reader.read(CHUNK):
                 if side == "client" and last["from"] == "server":
                     self.round_trips += 1
-                last["from"] = side
-                loop.call_later(hold, writer.write, data)  # equal holds keep the order
+                    last["from"] = "client"
+                loop.call_later(hold, deliver, writer, data, side)  # equal holds keep the order
             loop.call_later(hold, writer.close)
 
         try:
