@@ -19,9 +19,11 @@ transaction:
 
 It answers reads of those trials from memory: as written (kept writes included)
 while they run, and as they ended until a read of their study has returned them
-(an ended trial never changes, and Optuna's cache never asks for it again). Every
-write still checks the trial's state in the database: a trial another worker
-failed as stale refuses it, as before, and is read from the database from then on.
+(an ended trial never changes, and Optuna's cache never asks for it again), and
+asks the database for other workers' trials only when there may be some to read
+(see :meth:`SearchStorage._get_trials`). Every write still checks the trial's
+state in the database: a trial another worker failed as stale refuses it, as
+before, and is read from the database from then on.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from nas.storage_sql import DriverSQL, Transaction, marks
 MAX_IDS_ASKED = 500  # by id in one query; past that the storage's own trials are read back like any other
 ENDED_KEPT = 16  # ended trials kept in memory at most, for a study no one reads
 WRITE_BEHIND_SECONDS = 1.0  # an epoch's value this long after a running trial's last write goes at once
+OTHERS_ASKED_SECONDS = 1.0  # with no other trial running, the database is asked for new ones this often at most
 
 _STATE = "SELECT state, study_id FROM trials WHERE trial_id = ?"
 # Where a write to a trial's rows holds: the trial is not finished (Optuna's rule), as the statement sees it; the
@@ -108,6 +111,7 @@ class SearchStorage(optuna.storages.RDBStorage):
         self._sql = DriverSQL(self.engine)  # the statements every trial makes, without Core's Python
         self._beaten: set[int] = set()  # trials made here whose first heartbeat went with them
         self._stale_checked: dict[int, float] = {}  # study id: when its stale trials were last looked for
+        self._others_asked: dict[int, float] = {}  # study id: when other workers' trials were last asked for
 
     def get_study_id_from_name(self, study_name: str) -> int:
         if study_name not in self._study_ids:
@@ -364,7 +368,15 @@ class SearchStorage(optuna.storages.RDBStorage):
                     trial_id_greater_than: int) -> list[FrozenTrial]:
         """Optuna's cache reads the study's trials with ids above ``trial_id_greater_than`` or in
         ``included_trial_ids`` (its unfinished ones); this storage's own come from memory, and a bare query of
-        ids asks whether there are others (with one worker, never) before they are read whole."""
+        ids asks whether there are others (with one worker, never) before they are read whole.
+
+        While the cache knows of no other trial that is unfinished or missing, that query is made at most once
+        every :data:`OTHERS_ASKED_SECONDS`: a lone worker's Optuna reads the study three to five times a trial
+        (waiting trials, the objective, the pruner at each rung). What it could find then is only trials made
+        after this storage's newest: one made before it has a smaller id, above the cache's last finished trial
+        (trials are made while their study is locked), so it is asked for as missing. A trial's first read
+        sees every trial made before it, as the objective's surplus check needs, and another worker's new
+        trial is seen up to that much later, as its learning curve is (:data:`WRITE_BEHIND_SECONDS`)."""
         with self._lock:
             own = {known: trial for known, trial in self._own.items() if self._own_study[known] == study_id}
             newest = max(own, default=-1)
@@ -380,6 +392,9 @@ class SearchStorage(optuna.storages.RDBStorage):
                     self._forget(trial._trial_id)
         asked = (set(included_trial_ids) | set(gap)) - own.keys()
         above = max(newest, trial_id_greater_than)
+        if not asked and time.monotonic() - self._others_asked.get(study_id, -math.inf) < OTHERS_ASKED_SECONDS:
+            return sorted(wanted, key=lambda trial: trial._trial_id)  # no other worker's trial to read again
+        self._others_asked[study_id] = time.monotonic()
         others = [trial_id for trial_id, in self._sql.read(
             "SELECT trial_id FROM trials WHERE study_id = ? AND (trial_id > ?"
             + (f" OR trial_id IN ({marks(asked)}))" if asked else ")") + _in_states(states),
@@ -537,4 +552,4 @@ def batched_writes(trial: optuna.Trial) -> contextlib.AbstractContextManager[Non
     return contextlib.nullcontext()
 
 
-__all__ = ["SearchStorage", "WRITE_BEHIND_SECONDS", "batched_writes"]
+__all__ = ["OTHERS_ASKED_SECONDS", "SearchStorage", "WRITE_BEHIND_SECONDS", "batched_writes"]

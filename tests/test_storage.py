@@ -169,6 +169,39 @@ def test_the_study_s_trials_read_with_this_storage_s_own_from_memory_are_what_th
     assert worker._own.keys() == {running, ended_again} or ids_asked == 0  # the newest stays: it bounds the query
 
 
+def test_others_are_asked_for_when_a_trial_of_theirs_runs_or_may_be_missing_and_else_once_a_while(
+        tmp_path, database, monkeypatch):
+    monkeypatch.setattr(nas.storage, "OTHERS_ASKED_SECONDS", 0.5)
+    worker, other, study = two_storages(tmp_path, database)
+    cache = optuna.storages._CachedStorage(worker)  # as Optuna reads a study: ids above the last finished one
+    statements = Statements(worker.engine)
+
+    def read() -> list[int]:
+        statements.sql.clear()
+        return [t.number for t in cache.get_all_trials(study, deepcopy=False)]
+
+    first = worker.create_new_trial(study)
+    worker.set_trial_state_values(first, TrialState.COMPLETE, [0.5])
+    assert read() == [0] and statements.sql != []
+    theirs = other.create_new_trial(study)
+    assert read() == [0] and statements.sql == []  # asked a moment ago, and no other trial was running
+    worker.create_new_trial(study)
+    assert read() == [0, 1, 2]  # made before this worker's new trial: missing, so asked for at its first read
+    assert cache.get_trial(theirs).state == TrialState.RUNNING
+    other.set_trial_user_attr(theirs, "epoch", 1)
+    other.flush()
+    assert read() == [0, 1, 2] and statements.sql != []  # another worker's running trial: read every time
+    assert cache.get_trial(theirs).user_attrs == {"epoch": 1}
+    other.set_trial_state_values(theirs, TrialState.COMPLETE, [0.7])
+    assert read() == [0, 1, 2] and cache.get_trial(theirs).state == TrialState.COMPLETE
+    worker.create_new_trial(study)
+    assert read() == [0, 1, 2, 3] and statements.sql == []  # nothing of theirs runs or is missing
+    later = other.create_new_trial(study)
+    assert read() == [0, 1, 2, 3] and statements.sql == []
+    time.sleep(0.5)
+    assert read() == [0, 1, 2, 3, 4] and cache.get_trial(later).state == TrialState.RUNNING
+
+
 def test_a_trial_made_set_up_and_ended_takes_three_round_trips_to_postgresql(tmp_path, postgres_url):
     with DistantServer(sqlalchemy.engine.make_url(postgres_url).port, round_trip=0.01) as distant:
         worker, other, study = two_storages(tmp_path, distant.url(postgres_url))
