@@ -112,6 +112,7 @@ class SearchStorage(optuna.storages.RDBStorage):
         self._beaten: set[int] = set()  # trials made here whose first heartbeat went with them
         self._stale_checked: dict[int, float] = {}  # study id: when its stale trials were last looked for
         self._others_asked: dict[int, float] = {}  # study id: when other workers' trials were last asked for
+        self._ended_counts: tuple[int, dict[TrialState, int]] | None = None  # see counts_when_ended
 
     def get_study_id_from_name(self, study_name: str) -> int:
         if study_name not in self._study_ids:
@@ -241,7 +242,8 @@ class SearchStorage(optuna.storages.RDBStorage):
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         """Optuna's, in one UPDATE that checks the state it changes, with what is kept for the trial written in
-        the same transaction before it: one round trip to PostgreSQL."""
+        the same transaction before it, and a trial that ends here counts its study's trials by state in it
+        (:meth:`counts_when_ended`): one round trip to PostgreSQL."""
         if state != TrialState.RUNNING and not state.is_finished():  # back to waiting: Optuna's own
             self.flush(trial_id)
             return super().set_trial_state_values(trial_id, state, values)
@@ -261,9 +263,13 @@ class SearchStorage(optuna.storages.RDBStorage):
                         f"WHERE {_LIVE}",
                         [(trial_id, objective, *_by_name(models.TrialValueModel.value_to_stored_repr(value)), trial_id)
                          for objective, value in enumerate(values or ())])
-                    study_id = transaction.run_last(
+                    changed = transaction.run_later(
                         f"UPDATE trials SET state = ?, {column} = ? WHERE trial_id = ? AND state IN ({marks(before)}) "
-                        "RETURNING study_id", state.name, self._sql.stamp(now), trial_id, *before).scalar()
+                        "RETURNING study_id", state.name, self._sql.stamp(now), trial_id, *before)
+                    counted = transaction.run_last(  # the study's trials by state, this one's new state included
+                        "SELECT state, count(*) FROM trials WHERE study_id = (SELECT study_id FROM trials "
+                        "WHERE trial_id = ?) GROUP BY state", trial_id) if state.is_finished() else None
+                study_id = changed().scalar()
                 updated = study_id is not None
                 if not updated:  # finished (refused, as Optuna does), or asked to run while not waiting
                     found, study_id = _state_of(self._sql.read(_STATE, trial_id).first())
@@ -278,6 +284,7 @@ class SearchStorage(optuna.storages.RDBStorage):
             self._stored(study_id, kept, batch)
             own = self._own.get(trial_id)
             if updated and state.is_finished():
+                self._ended_counts = (trial_id, {TrialState[name]: count for name, count in counted})
                 self._beaten.discard(trial_id)  # ended before its heartbeat thread's first beat: none to skip
                 if not kept.held:
                     self._kept.pop(trial_id, None)
@@ -420,6 +427,13 @@ class SearchStorage(optuna.storages.RDBStorage):
                 return part(_snapshot(own))
             self.flush(trial_id)  # kept in a batched block
         return from_database(trial_id)
+
+    def counts_when_ended(self, trial_id: int) -> dict[TrialState, int] | None:
+        """The study's trials by state as the transaction that ended ``trial_id`` here left them; None unless it
+        is the last trial this storage ended. A search's callback asks as the trial ends, a query saved."""
+        if self._ended_counts is None or self._ended_counts[0] != trial_id:
+            return None
+        return dict(self._ended_counts[1])
 
     def count_trials(self, study_id: int, states: tuple[TrialState, ...]) -> int:
         """How many trials of the study are in ``states``: one COUNT, where Optuna reads every trial changed since

@@ -165,6 +165,17 @@ class Transaction:
             else:
                 self._writes.executemany(self._text(sql), list(rows))
 
+    def run_later(self, sql: str, *params: Any) -> Callable[[], Rows]:
+        """The statement, its rows read back once the transaction has committed, by calling what it returns: on
+        PostgreSQL it goes with what follows it, and takes no round trip of its own."""
+        self._open()
+        with self._errors.of(sql, params):
+            cursor = self._driver.execute(self._text(sql), params)
+            if self._send is None:  # SQLite answers at once
+                rows = _rows(cursor)
+                return lambda: rows
+        return functools.cache(lambda: _rows(cursor))  # a cursor's rows are read once
+
     def run_last(self, sql: str, *params: Any) -> Rows:
         """The transaction's last statement, its rows read back as the transaction commits: on PostgreSQL it
         goes with COMMIT and everything queued before it, in one round trip."""

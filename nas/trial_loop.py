@@ -19,7 +19,7 @@ from nas.failures import FailureLimit
 from nas.interrupt import InterruptGuard
 from nas.objective import Objective
 from nas.progress import FINISHED, Progress
-from nas.snapshot import count_trials
+from nas.snapshot import count_when_ended
 from nas.space import SearchSpace
 from nas.train import Trainer
 
@@ -55,11 +55,13 @@ def run_trials(study: optuna.Study, space: SearchSpace, trainer: Trainer, config
 
 
 def _stop_when_claimed(total: int):
-    """Optuna callback: stop once finished and running trials reach ``total`` (and so once finished ones do),
-    so no surplus trial is claimed in the first place (the objective's check stays the rule)."""
+    """Optuna callback: stop once finished and running trials reach ``total`` as the trial ended (and so once
+    finished ones do), so no surplus trial is claimed in the first place (the objective's check stays the rule:
+    one claimed after another worker's trial began a moment later is cancelled before training)."""
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.user_attrs.get("reason") == "surplus" or count_trials(study, (*FINISHED, TrialState.RUNNING)) >= total:
+        if trial.user_attrs.get("reason") == "surplus" \
+                or count_when_ended(study, trial, (*FINISHED, TrialState.RUNNING)) >= total:
             study.stop()
 
     return callback

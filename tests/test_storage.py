@@ -202,6 +202,21 @@ def test_others_are_asked_for_when_a_trial_of_theirs_runs_or_may_be_missing_and_
     assert read() == [0, 1, 2, 3, 4] and cache.get_trial(later).state == TrialState.RUNNING
 
 
+def test_a_trial_ended_here_counts_its_study_s_trials_by_state_as_it_ended(tmp_path, database):
+    worker, other, study = two_storages(tmp_path, database)
+    done = worker.create_new_trial(study)
+    worker.set_trial_state_values(done, TrialState.COMPLETE, [1.0])
+    theirs = other.create_new_trial(study)
+    failed = worker.create_new_trial(study)
+    assert worker.counts_when_ended(failed) is None  # running
+    worker.set_trial_state_values(failed, TrialState.FAIL)
+    as_ended = {TrialState.COMPLETE: 1, TrialState.RUNNING: 1, TrialState.FAIL: 1}
+    assert worker.counts_when_ended(failed) == as_ended and worker.counts_when_ended(done) is None  # the last only
+    other.set_trial_state_values(theirs, TrialState.PRUNED)
+    assert worker.counts_when_ended(failed) == as_ended  # as it ended, not as the study is now
+    assert other.counts_when_ended(theirs) == {TrialState.COMPLETE: 1, TrialState.PRUNED: 1, TrialState.FAIL: 1}
+
+
 def test_a_trial_made_set_up_and_ended_takes_three_round_trips_to_postgresql(tmp_path, postgres_url):
     with DistantServer(sqlalchemy.engine.make_url(postgres_url).port, round_trip=0.01) as distant:
         worker, other, study = two_storages(tmp_path, distant.url(postgres_url))

@@ -89,8 +89,26 @@ def test_a_postgresql_transaction_takes_a_round_trip_for_each_read_and_one_for_w
             assert transaction.run_last(f"SELECT sum(x) FROM {table}").scalar() == 62
         assert distant.round_trips - trips == 1  # the rows, the last read and COMMIT
         trips = distant.round_trips
-        assert sql.read(f"SELECT id, x FROM {table} ORDER BY id") == [(1, 11), (2, 21), (3, 30)]
+        with sql.transaction() as transaction:
+            later = transaction.run_later(f"UPDATE {table} SET x = ? WHERE id = ? RETURNING x", 31, 3)
+            assert transaction.run_last(f"SELECT sum(x) FROM {table}").scalar() == 63
+        assert later() == [(31,)] and distant.round_trips - trips == 1  # read with the last one
+        trips = distant.round_trips
+        assert sql.read(f"SELECT id, x FROM {table} ORDER BY id") == [(1, 11), (2, 21), (3, 31)]
         assert distant.round_trips - trips == 1
+
+
+def test_a_statement_read_later_is_read_once_its_transaction_has_committed(tmp_path, database):
+    sql, _, table = scratch(database, tmp_path)
+    with sql.transaction() as transaction:
+        transaction.run_many(f"INSERT INTO {table} (id, x) VALUES (?, ?)", [(1, 10), (2, 20)])
+        later = transaction.run_later(f"UPDATE {table} SET x = x + 1 WHERE id = ? RETURNING x", 1)
+        assert transaction.run_last(f"SELECT sum(x) FROM {table}").scalar() == 31  # the update's row seen
+    assert later() == [(11,)] and later().scalar() == 11
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        with sql.transaction() as transaction:
+            transaction.run_later(f"INSERT INTO {table} (id, x) VALUES (?, ?) RETURNING id", 1, 12)
+    assert sql.read(f"SELECT id, x FROM {table} ORDER BY id") == [(1, 11), (2, 20)]
 
 
 def test_no_statement_can_follow_a_transaction_s_last_one(tmp_path, database):

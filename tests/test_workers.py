@@ -114,7 +114,8 @@ def test_the_search_script_runs_workers(tmp_path):  # spawned workers import the
 def test_a_trial_reads_the_study_twice_writes_in_three_transactions_and_no_curve_without_a_pruner(tmp_path):
     """Every storage call costs every worker on the storage (about 1-4 ms on SQLite), so a trial keeps to
     Optuna's own waiting-trial read and one read shared in the objective, and writes its parameters and setup
-    before training and its results with its state: with its creation, three transactions."""
+    before training and its results with its state: with its creation, three transactions; the claimed
+    trials are counted in the last."""
     config = SearchConfig(space="tiny", trials=4, max_epochs=2, pruner="none", results_dir=str(tmp_path), quiet=True)
     trainer = Trainer(load_task("digits", seed=0, cache_dir=tmp_path / "cache"), "cpu")
     study = load_search_study(config, "c", open_storage(f"sqlite:///{tmp_path}/c.db", heartbeat=True),
@@ -129,6 +130,7 @@ def test_a_trial_reads_the_study_twice_writes_in_three_transactions_and_no_curve
     assert statements.writes_to("trial_params", "trial_user_attributes") == 2 * 4
     assert len([tables for tables in statements.commits if tables != {"trial_heartbeats"}]) == 3 * 4  # beats: a thread's
     assert clock.count["set_trial_intermediate_value"] == 0  # the curve is recorded whole, as val_history
+    assert clock.count["count_trials"] == 0  # claimed trials are counted in the transaction that ends each trial
     assert all(len(t.user_attrs["val_history"]) == 2 for t in study.trials)
 
 
