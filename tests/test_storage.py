@@ -89,6 +89,23 @@ def test_a_running_trial_reads_from_memory_what_the_database_holds_once_its_kept
     assert comparable(worker.get_trial(trial)) == comparable(ended) and statements.sql != []  # read again
 
 
+def test_a_trial_s_parameters_and_attributes_go_a_table_at_a_time_in_few_statements(tmp_path, database, monkeypatch):
+    monkeypatch.setattr(nas.storage, "ROWS_PER_STATEMENT", 3)
+    worker, other, study = two_storages(tmp_path, database)
+    trial = worker.create_new_trial(study)
+    statements = Statements(worker.engine)
+    with worker.batched(trial):
+        for i in range(7):
+            worker.set_trial_param(trial, f"p{i}", i, IntDistribution(0, 9))
+        for i in range(4):
+            worker.set_trial_user_attr(trial, f"a{i}", {"i": i, "quoted": "it's 100%?"})
+    inserts = [sql for sql in statements.sql if sql.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 3 + 2  # 7 rows in statements of 3 at most, then 4
+    stored = other.get_trial(trial)
+    assert stored.params == {f"p{i}": i for i in range(7)}
+    assert stored.user_attrs == {f"a{i}": {"i": i, "quoted": "it's 100%?"} for i in range(4)}
+
+
 def test_a_running_trial_s_curve_and_results_are_written_with_its_state_in_one_transaction(tmp_path, database, monkeypatch):
     monkeypatch.setattr(nas.storage, "WRITE_BEHIND_SECONDS", 3600)
     worker, other, study = two_storages(tmp_path, database)
