@@ -66,9 +66,9 @@ def _device_list(text: str) -> tuple[str, ...]:
 
 
 def _search_parser() -> argparse.ArgumentParser:
-    from nas.space import space_names
-    from nas.study import OBJECTIVES, PRUNERS, SAMPLERS, SearchConfig
-    from nas.tasks import task_families
+    from nas.search.space import space_names
+    from nas.search.config import OBJECTIVES, PRUNERS, SAMPLERS, SearchConfig
+    from nas.data import task_families
 
     d = SearchConfig()
     parser = _Parser(
@@ -116,7 +116,8 @@ def _search_parser() -> argparse.ArgumentParser:
 
 def search_main(argv: list[str] | None = None) -> int:
     """``scripts/search.py``: run or resume a search; returns the exit status."""
-    from nas.study import SearchConfig, run_search
+    from nas.search.config import SearchConfig
+    from nas.search.run import run_search
 
     args = _search_parser().parse_args(argv)
     config = SearchConfig(
@@ -145,7 +146,7 @@ def search_main(argv: list[str] | None = None) -> int:
 
 def benchmark_main(argv: list[str] | None = None) -> int:
     """``scripts/benchmark.py SUITE``: run a benchmark suite, write its CSV and plot, print its table."""
-    from nas.benchmarks import run_suite, suite_names
+    from benchmarks import run_suite, suite_names
 
     parser = _Parser(prog="benchmark.py", description="Run a benchmark suite; it writes CSV and PNG under --out.",
                      formatter_class=_DefaultsFormatter)
@@ -175,7 +176,8 @@ def _study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", metavar="NAME", default=None,
                         help="study name (default: the only study in --storage, or the only results/*.db)")
     parser.add_argument("--storage", metavar="URL", default=None,
-                        help="Optuna storage URL, SQLite or PostgreSQL (default: sqlite:///<results>/<study>.db)")
+                        help="Optuna storage URL: sqlite:///PATH, postgresql://..., mysql://..., journal:PATH or "
+                             "grpc://HOST:PORT (default: sqlite:///<results>/<study>.db)")
     parser.add_argument("--results", metavar="DIR", type=Path, default=Path("results"),
                         help="results folder: default storage, the search's kept weights, data cache, outputs "
                              "(default: results)")
@@ -183,9 +185,9 @@ def _study_arguments(parser: argparse.ArgumentParser) -> None:
 
 def report_main(argv: list[str] | None = None) -> int:
     """``scripts/report.py``: write ``<results>/<study>/report.md`` with its PNGs and ranking.csv; print the top."""
-    from nas.artifacts import study_dir
-    from nas.report import terminal_table, write_report
-    from nas.stored import open_study, resolve_study
+    from nas.search.kept_weights import study_dir
+    from nas.results.report import terminal_table, write_report
+    from nas.results.study import open_study, resolve_study
 
     parser = _Parser(prog="report.py",
                      description="Rank the trials of a study, draw its plots and write report.md, from the storage alone.")
@@ -212,9 +214,9 @@ def report_main(argv: list[str] | None = None) -> int:
 
 def export_main(argv: list[str] | None = None) -> int:
     """``scripts/export.py``: write arch.json, model.safetensors, metrics.json and MODEL.md of one trial."""
-    from nas.artifacts import study_dir
-    from nas.export import export_trial
-    from nas.stored import open_study, resolve_study
+    from nas.search.kept_weights import study_dir
+    from nas.results.export import export_trial
+    from nas.results.study import open_study, resolve_study
 
     parser = _Parser(prog="export.py",
                      description="Export a trial as a folder that load_model rebuilds: the best by default.")
@@ -245,4 +247,33 @@ def export_main(argv: list[str] | None = None) -> int:
     print(f"exported trial {result.trial} of study {name!r} to {out}: {m['summary']}")
     print(f"validation {m['metric']} {val}, test {m['metric']} {m['test']:.4f}, {m['params']:,} parameters")
     print(f"load it with: from nas import load_model; model = load_model({str(out)!r})")
+    return 0
+
+
+def storage_proxy_main(argv: list[str] | None = None) -> int:
+    """``scripts/storage_proxy.py``: serve one database to many workers through Optuna's gRPC storage proxy."""
+    import optuna
+
+    from nas.search.storage import StorageError, display_url, open_storage
+
+    parser = _Parser(prog="storage_proxy.py", formatter_class=_DefaultsFormatter,
+                     description="Serve a storage to workers on other machines, which pass --storage grpc://HOST:PORT; "
+                                 "only this process talks to the database. Stop it with Ctrl-C.")
+    parser.add_argument("--storage", metavar="URL", required=True,
+                        help="the storage to serve: sqlite:///PATH, postgresql://..., mysql://... or journal:PATH")
+    parser.add_argument("--host", default="localhost", help="address to listen on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=_positive_int, default=13000, help="port to listen on")
+    args = parser.parse_args(argv)
+    try:
+        if args.storage.startswith("grpc://"):
+            raise StorageError(f"storage {args.storage!r} is itself a proxy; serve the database it fronts")
+        storage = open_storage(args.storage)
+    except StorageError as err:
+        print(f"storage_proxy.py: error: {err}", file=sys.stderr)
+        return 2
+    print(f"serving {display_url(args.storage)} on grpc://{args.host}:{args.port}", flush=True)
+    try:
+        optuna.storages.run_grpc_proxy_server(storage, host=args.host, port=args.port)
+    except KeyboardInterrupt:
+        return 0
     return 0

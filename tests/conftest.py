@@ -60,7 +60,7 @@ def postgres_url():
     """URL of a real PostgreSQL server started for this test session (see tests/postgres_server.py)."""
     import os
 
-    from nas.benchmarks.pgserver import find_binary, postgres_server
+    from tests.support.postgres import find_binary, postgres_server
 
     if find_binary("initdb") is None and not os.environ.get("CI"):
         pytest.skip("PostgreSQL server binaries are not installed here (.ci/run installs them)")

@@ -114,8 +114,10 @@ BAD = {
     "unknown pruner": (["--pruner", "asha"], r"argument --pruner: invalid choice: 'asha'"),
     "unknown device": (["--device", "tpu"], r"device='tpu' is not"),
     "bad storage url": (["--storage", "nosuchdb://x/y"],
-                        r"storage 'nosuchdb://x/y' is not supported; use sqlite:///<file> or postgresql://user@host/db"),
-    "mysql storage": (["--storage", "mysql://u@localhost/db"], r"storage 'mysql://u@localhost/db' is not supported"),
+                        r"storage 'nosuchdb://x/y' has an unknown scheme 'nosuchdb'; allowed: sqlite:///PATH, "
+                        r"postgresql://USER@HOST/DB, mysql://USER@HOST/DB, journal:PATH, grpc://HOST:PORT"),
+    "unwritable journal": (["--storage", "journal:/proc/nosuch/s.log"],
+                           r"storage 'journal:/proc/nosuch/s.log': cannot create folder '/proc/nosuch'"),
     "unknown space key": (["--space", SPACE_TEXT + "model: {d_modle: 8}"], r"unknown key\(s\) \['model.d_modle'\]"),
     "low above high": (["--space", SPACE_TEXT + "train: {lr: {low: 0.1, high: 0.01}}"], r"`low <= high` must hold"),
     "log from zero": (["--space", SPACE_TEXT + "train: {weight_decay: {low: 0, high: 0.1, log: true}}"],

@@ -6,7 +6,7 @@ each candidate trains in a plain ``DataLoader`` loop (AdamW, constant learning
 rate, cross-entropy) for ``max_epochs`` and is scored by its best validation
 accuracy. The ranges match this tool's default space (d_model 16-64, 1-4
 layers, learning rate 5e-4 to 2e-2), the data are the same seeded splits
-(``nas.tasks.load_task``), and every trial records ``best_val`` as the tool's
+(``nas.data.load_task``), and every trial records ``best_val`` as the tool's
 do, so the benchmark curves read both studies alike.
 
     python scripts/baselines/random_search.py --trials 20 --seed 0
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # nas, for the dat
 
 from transformer import from_input_spec  # noqa: E402
 
-from nas.tasks import load_task  # noqa: E402
+from nas.data import load_task  # noqa: E402
 
 D_MODELS = (16, 32, 64)
 HEADS = (1, 2, 4, 8)  # all divide every d_model above

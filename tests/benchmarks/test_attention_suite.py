@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from nas.attention import attention_names
-from nas.benchmarks import run_suite
+from nas.models.attention import attention_names
+from benchmarks import run_suite
 
 
 def test_quick_attention_suite_writes_csv_and_plot(tmp_path):

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nas.benchmarks import run_suite
-from nas.benchmarks.curves import band, best_so_far
-from nas.benchmarks.efficiency import METHODS, TASKS
+from benchmarks import run_suite
+from benchmarks.curves import band, best_so_far
+from benchmarks.efficiency import METHODS, TASKS
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

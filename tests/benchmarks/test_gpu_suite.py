@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from nas.benchmarks import gpu, run_suite
-from nas.benchmarks.gpu import NO_CUDA, Plan, achieved_tflops, peak_bf16_tflops, peak_share, training_flops
+from benchmarks import gpu, run_suite
+from benchmarks.gpu import NO_CUDA, Plan, achieved_tflops, peak_bf16_tflops, peak_share, training_flops
 from nas.cli import benchmark_main
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so the suite runs")

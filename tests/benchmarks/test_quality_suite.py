@@ -7,10 +7,11 @@ import math
 import pandas as pd
 import pytest
 
-from nas.benchmarks import run_suite
-from nas.benchmarks.quality import (PARAM_TOLERANCE, Budget, PUBLISHED, TASKS, _baseline_params, attention_row,
+from benchmarks import run_suite
+from benchmarks.quality import (PARAM_TOLERANCE, Budget, PUBLISHED, TASKS, _baseline_params, attention_row,
                                     baseline_sizes, budget_for, chosen_tasks, reference_row)
-from nas.spec import ArchSpec, AttentionSpec, BlockSpec, InputSpec, MixerSpec
+from nas.data.spec import InputSpec
+from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, MixerSpec
 
 COLUMNS = ["task", "trials_run", "search_s", "params", "test_acc", "baseline_params", "baseline_test_acc",
            *PUBLISHED, "best_published", "gap_to_best_published", "attention_types", "prefers_softmax", "budget",

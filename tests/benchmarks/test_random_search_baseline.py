@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nas.benchmarks import load_baseline
+from benchmarks import load_baseline
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "baselines" / "random_search.py"
 

@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from nas.benchmarks import run_suite
-from nas.benchmarks.curves import Reached
-from nas.benchmarks.speed import QUICK_TARGET, compare
+from benchmarks import run_suite
+from benchmarks.curves import Reached
+from benchmarks.speed import QUICK_TARGET, compare
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nas.benchmarks import load_baseline, run_suite
+from benchmarks import load_baseline, run_suite
 from nas.cli import benchmark_main
-from nas.spec import InputSpec
+from nas.data.spec import InputSpec
 
 
 def test_an_option_a_suite_does_not_take_is_refused_by_name(tmp_path):

@@ -1,0 +1,75 @@
+"""The two containers every task loader returns: a :class:`Split` of ready tensors and a :class:`Task`.
+
+Tensors are prepared once, at load time (dtype, padding, normalisation), so that
+training loops only index them; nothing here runs per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+
+from nas.data.spec import InputSpec
+
+IGNORE_INDEX = -100
+"""Label at positions that carry none (per-token tasks); what ``cross_entropy`` ignores by default."""
+
+
+class TaskError(ValueError):
+    """Bad data or a bad task name; the one-line message names the file, array or value and the rule."""
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One partition of a task.
+
+    ``x`` is float32 ``(n, seq, features)`` for continuous data or int64 ``(n, seq)``
+    for token ids. ``y`` is int64 ``(n,)`` class ids, float32 ``(n,)``/``(n, k)``
+    regression targets, or int64 ``(n, seq)`` per-token labels with ``-100`` where
+    there is none. ``mask`` (bool ``(n, seq)``, True = real) and ``lengths``
+    (int64 ``(n,)``) are None when every sample has the full length.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    mask: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        n = self.x.shape[0]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value.shape[0] != n:
+                raise TaskError(f"Split.{f.name} has {value.shape[0]} samples but x has {n}")
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(*(None if t is None else t.to(device) for t in (self.x, self.y, self.mask, self.lengths)))
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """A loaded data set: three splits plus what a model needs to know about them.
+
+    ``name`` is canonical: ``load_task(task.name, seed=task.seed)`` loads the same
+    tensors again. ``classes`` holds the original labels in id order (None for
+    regression).
+    """
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    input_spec: InputSpec
+    metric: str
+    classes: tuple[str, ...] | None
+    seed: int
+
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    def to(self, device: torch.device | str) -> Task:
+        return replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device))

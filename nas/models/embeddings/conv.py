@@ -1,0 +1,73 @@
+"""A convolutional stem: 1-3 same-length Conv1d layers over time, then patches projected to d_model.
+
+Attention models that do well on small time-series sets embed with convolutions
+(ConvTran, Foumani et al. 2024; the Encoder of Serrà et al. 2018): a kernel sees a
+few neighbouring steps, so each token carries a local shape (a slope, a peak)
+that a linear patch of raw values would leave attention to discover from little data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nas.core.checks import SpecError, check_int
+from nas.models.embeddings import register_embedding
+from nas.models.embeddings.base import Embedding, patches
+
+if TYPE_CHECKING:
+    from nas.data.spec import InputSpec
+    from nas.models.spec import EmbeddingSpec
+
+MAX_LAYERS = 3
+
+
+@register_embedding("conv")
+class ConvStem(Embedding):
+    """Each layer: Conv1d (zero same-length padding) -> LayerNorm over channels -> GELU.
+
+    Padded steps are zeroed before every convolution, so what the padding holds
+    never reaches a real step through a kernel: a padded sample embeds exactly as
+    it would alone. The norm is per step over channels (not BatchNorm, whose batch
+    statistics would read padded steps and other samples). ``channels`` is the
+    stem's width; None means d_model.
+    """
+
+    def __init__(self, spec: EmbeddingSpec, input_spec: InputSpec, d_model: int, patch: int):
+        super().__init__(spec, input_spec, d_model, patch)
+        self.patch = patch
+        width = spec.channels or d_model
+        sizes = [input_spec.features] + [width] * len(spec.kernels)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(c_in, c_out, k, padding=k // 2) for c_in, c_out, k in zip(sizes, sizes[1:], spec.kernels)
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in spec.kernels)
+        self.project = nn.Linear(patch * width, d_model)
+
+    @classmethod
+    def check(cls, spec: EmbeddingSpec) -> None:
+        n = len(spec.kernels)
+        if not 1 <= n <= MAX_LAYERS:
+            raise SpecError(f"kernels={spec.kernels}: embedding 'conv' takes 1 to {MAX_LAYERS} kernel sizes, got {n}")
+        for k in spec.kernels:
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+                raise SpecError(f"kernels={spec.kernels}: kernel size {k!r} must be an odd integer >= 1 "
+                                "(same-length padding puts k // 2 steps on each side)")
+        if spec.channels is not None:
+            check_int("channels", spec.channels, 1)
+
+    @classmethod
+    def summary(cls, spec: EmbeddingSpec) -> str:
+        width = f"/c{spec.channels}" if spec.channels is not None else ""
+        return "stem=conv" + "-".join(str(k) for k in spec.kernels) + width
+
+    def forward(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        keep = None if mask is None else mask[..., None].to(x.dtype)  # (B, T, 1)
+        for conv, norm in zip(self.convs, self.norms):
+            if keep is not None:
+                x = x * keep
+            x = F.gelu(norm(conv(x.transpose(1, 2)).transpose(1, 2)))  # (B, T, C) -> (B, C, T) -> (B, T, width)
+        x, mask = patches(x, mask, self.patch)  # (B, T', patch * width), padded steps zeroed again
+        return self.project(x), mask  # (B, T', D)

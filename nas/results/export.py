@@ -1,0 +1,190 @@
+"""Export one trial of a study as a folder that rebuilds with one call, and ``load_model`` that rebuilds it.
+
+An export holds ``arch.json`` (the ArchSpec), ``model.safetensors`` (weights),
+``metrics.json`` (metrics, cost, provenance and the InputSpec) and ``MODEL.md``.
+Weights are the ones the search kept for the trial, or, with ``retrain_epochs``,
+those of the spec retrained on train + validation with the trial's recipe.
+
+>>> result = export_trial(study, out_dir="results/digits-default/best")
+>>> model = load_model("results/digits-default/best")
+>>> logits = model(x, mask)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from torch import nn
+
+from nas.data.registry import references_for
+from nas.data import Split, Task, load_task
+from nas.data.spec import InputSpec
+from nas.models.model import CompositeModel, build_model
+from nas.models.saved import ARCH_FILE, CARD_FILE, EXPORT_FILES, METRICS_FILE, WEIGHTS_FILE, ExportError, load_checked
+from nas.models.spec import ArchSpec
+from nas.models.weights import save_weights
+from nas.results.card import model_card
+from nas.results.study import objectives, pick_trial
+from nas.search.record import ARCH, TEST, recorded, result_of
+from nas.search.storage import display_url
+from nas.search.kept_weights import load_trial_weights
+from nas.training.trainer import TrainConfig, Trainer
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_trial` wrote: the folder, the trial, the metrics (as in metrics.json) and the model."""
+
+    out_dir: Path
+    trial: int
+    metrics: dict[str, Any]
+    model: CompositeModel
+
+
+def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None = None,
+                 results_dir: str | Path = "results", retrain_epochs: int | None = None, force: bool = False,
+                 device: str = "auto", storage_url: str | None = None) -> ExportResult:
+    """Export trial ``trial`` of ``study`` (default: the best; for several objectives the most accurate
+    Pareto point) into ``out_dir``. Everything is checked and computed before a file is written, and
+    a folder that already holds an export is refused unless ``force``.
+    """
+    if retrain_epochs is not None and (isinstance(retrain_epochs, bool) or retrain_epochs < 1):
+        raise ExportError(f"retrain_epochs={retrain_epochs!r} must be an integer >= 1")
+    frozen = pick_trial(study, trial)
+    out = Path(out_dir)
+    held = [name for name in EXPORT_FILES if (out / name).exists()]
+    if held and not force:
+        raise ExportError(f"{out} already holds an export ({', '.join(held)}); pass --force to replace it "
+                          "or choose another --out")
+    spec = _trial_spec(frozen)
+    attrs = study.user_attrs
+    if "task" not in attrs:
+        raise ExportError(f"study {study.study_name!r} records no task; it was not made by attention-nas")
+    task = load_task(attrs["task"], seed=attrs.get("seed", 0), cache_dir=Path(results_dir) / "cache")
+    if retrain_epochs is None:
+        trainer = Trainer(task, device)
+        model = build_model(spec, task.input_spec)
+        load_checked(model, load_trial_weights(results_dir, frozen), f"the weights file of trial {frozen.number}")
+        model.to(trainer.device)
+        val = trainer.evaluate(model, trainer.val)
+        source = f"the weights trial {frozen.number} kept (its best validation epoch)"
+    else:
+        model, trainer = retrain(task, spec, frozen, retrain_epochs, device)
+        val = None  # validation data was trained on
+        source = f"retrained on train + validation for {retrain_epochs} epochs with trial {frozen.number}'s recipe"
+    metrics = _metrics(study, frozen, task, trainer, val, trainer.evaluate(model, trainer.test), source, storage_url)
+    model.to("cpu").eval()
+    _write(out, spec, model, metrics)
+    return ExportResult(out, frozen.number, metrics, model)
+
+
+def _trial_spec(trial: optuna.trial.FrozenTrial) -> ArchSpec:
+    if ARCH not in trial.user_attrs:
+        raise ExportError(f"trial {trial.number} records no architecture (user attribute 'arch')")
+    return ArchSpec.from_json(trial.user_attrs[ARCH])
+
+
+def retrain(task: Task, spec: ArchSpec, trial: optuna.trial.FrozenTrial, epochs: int,
+            device: str = "auto") -> tuple[nn.Module, Trainer]:
+    """Train ``spec`` afresh on train + validation for exactly ``epochs`` epochs with the trial's recipe
+    (learning rate, batch, seed, ...); returns the final epoch's model and its trainer (test split intact)."""
+    try:
+        config = TrainConfig(**result_of(trial)["train"])
+    except (KeyError, TypeError) as err:
+        raise ExportError(f"trial {trial.number} has no usable training recipe (user attribute 'result', key "
+                          f"'train'): {err}") from None
+    config = replace(config, max_epochs=epochs, time_limit=None)
+    return fit_final(task, build_model(spec, task.input_spec, seed=config.seed), config, device,
+                     f"retraining trial {trial.number}")
+
+
+def fit_final(task: Task, model: nn.Module, config: TrainConfig, device: str = "auto",
+              what: str = "retraining") -> tuple[nn.Module, Trainer]:
+    """Train ``model`` on train + validation for ``config.max_epochs`` epochs and keep the last epoch's weights;
+    returns it with its trainer (test split intact). Baselines retrain through this too, so both compare alike."""
+    merged = merge_splits(task.train, task.val)
+    trainer = Trainer(replace(task, train=merged, val=merged), device)
+    final: dict[str, torch.Tensor] = {}
+
+    def keep_final(epoch: int, value: float) -> bool:
+        # The trainer keeps the best "validation" epoch; here validation is training data, so keep the last.
+        if epoch == config.max_epochs:
+            final.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return False
+
+    result = trainer.fit(model, config, on_epoch=keep_final)
+    if not final:
+        raise ExportError(f"{what} stopped early: {result.stop_reason}")
+    model.load_state_dict(final)
+    return model, trainer
+
+
+def merge_splits(a: Split, b: Split) -> Split:
+    """One split holding ``a`` then ``b``; a missing mask or length means every step is real."""
+    def full(split: Split, name: str) -> torch.Tensor:
+        value = getattr(split, name)
+        if value is not None:
+            return value
+        n, steps = split.x.shape[:2]
+        return torch.ones(n, steps, dtype=torch.bool) if name == "mask" else torch.full((n,), steps)
+
+    extra = {name: None if getattr(a, name) is None and getattr(b, name) is None
+             else torch.cat([full(a, name), full(b, name)]) for name in ("mask", "lengths")}
+    return Split(torch.cat([a.x, b.x]), torch.cat([a.y, b.y]), **extra)
+
+
+def _metrics(study: optuna.Study, trial: optuna.trial.FrozenTrial, task: Task, trainer: Trainer, val: float | None,
+             test: float, source: str, storage_url: str | None) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    goal = objectives(study)
+    return {
+        "study": study.study_name, "storage": display_url(storage_url) if storage_url else None,
+        "trial": trial.number, "task": task.name, "metric": task.metric,
+        "val": val, "test": test, "trial_val": trial.values[goal.primary], "trial_test": attrs.get(TEST),
+        "objectives": dict(zip(goal.names, trial.values)), "weights": source,
+        "params": attrs.get("params"), "flops": attrs.get("flops"), "latency_ms": attrs.get("latency_ms"),
+        "device": recorded(trial, "device"), "export_device": str(trainer.device),
+        "epochs": recorded(trial, "epochs"), "best_epoch": recorded(trial, "best_epoch"),
+        "train_config": recorded(trial, "train"), "summary": attrs.get("summary"),
+        "arch_hash": ArchSpec.from_json(attrs[ARCH]).hash() if ARCH in attrs else None,
+        "references": references_for(task.name), "input": task.input_spec.to_dict(), "versions": library_versions(),
+        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("attention-nas", "torch", "optuna", "numpy", "safetensors"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _write(out: Path, spec: ArchSpec, model: nn.Module, metrics: dict[str, Any]) -> None:
+    """All four files into a temporary folder beside ``out``, then moved in: no half-written export."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export."))
+    try:
+        (staging / ARCH_FILE).write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n")
+        save_weights(staging / WEIGHTS_FILE, model.state_dict(), {"arch": spec.to_json(), "trial": str(metrics["trial"])})
+        (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        (staging / CARD_FILE).write_text(model_card(spec, InputSpec.from_dict(metrics["input"]), metrics))
+        for name in EXPORT_FILES:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+__all__ = ["ExportResult", "export_trial", "fit_final", "merge_splits", "retrain"]

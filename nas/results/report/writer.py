@@ -1,0 +1,153 @@
+"""``report.md``, ``ranking.csv`` and the PNGs of one study: tables first, then plots, then the Markdown.
+
+>>> report = write_report(study, "results/digits-default", top=10)
+>>> print(terminal_table(report.top))
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from nas.results.report import plots
+from nas.results.report.markdown import format_cell, markdown_table
+from nas.results.report.tables import (best_so_far, cost_front, families, family_grid, importances, learning_curves, ranking,
+                               references, trials_table)
+from nas.results.study import objectives, ranked_trials, state_counts
+from nas.search.storage import display_url
+
+ATTENTION_SAMPLES = 3
+
+
+@dataclass
+class Report:
+    """What :func:`write_report` wrote: the folder, the files, the top table and notes on what was left out."""
+
+    out_dir: Path
+    top: pd.DataFrame
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def write_report(study: optuna.Study, out_dir: str | Path, *, top: int = 10, export_dir: str | Path | None = None,
+                 results_dir: str | Path = "results", storage_url: str | None = None) -> Report:
+    """Write the report of ``study`` into ``out_dir``; attention maps are drawn from the export in
+    ``export_dir`` (default ``out_dir/best``) when there is one. Refuses a study with no complete trial
+    before writing anything."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"top={top!r} must be an integer >= 1")
+    full = ranking(study)  # raises when no trial has completed
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = trials_table(study)
+    goal = objectives(study)
+    maximize = goal.maximize[goal.primary]
+    metric = study.user_attrs.get("metric", "metric")
+    best = ranked_trials(study)[0]
+    report = Report(out, full.head(top))
+    full.to_csv(out / "ranking.csv", index=False)
+    report.files.append(out / "ranking.csv")
+    figures: dict[str, Path | None] = {
+        "history": plots.plot_history(best_so_far(table, maximize), metric, maximize, out / "history.png"),
+        "curves": plots.plot_learning_curves(learning_curves(study), metric, best.number, out / "learning_curves.png"),
+    }
+    grid, counts = family_grid(table, maximize)
+    figures["families"] = plots.plot_family_heatmap(grid, counts, metric, maximize, out / "families.png")
+    weights, note = importances(study)
+    figures["importances"] = None if weights is None else plots.plot_importances(weights, out / "importances.png")
+    report.notes += [note] if note else []
+    fronts = {c: cost_front(table, c, maximize) for c in ("params", "latency_ms") if table[c].notna().any()}
+    figures["cost"] = plots.plot_cost(fronts, metric, maximize, out / "cost.png") if fronts else None
+    figures["attention"] = _attention_figure(study, Path(export_dir) if export_dir else out / "best", results_dir,
+                                             out / "attention.png", report.notes)
+    report.files += [p for p in figures.values() if p is not None]
+    text = _markdown(study, report, table, full, figures, metric, maximize, storage_url)
+    (out / "report.md").write_text(text)
+    report.files.insert(0, out / "report.md")
+    return report
+
+
+def _attention_figure(study: optuna.Study, export_dir: Path, results_dir: str | Path, path: Path,
+                      notes: list[str]) -> Path | None:
+    """Attention maps of the exported model on the first test samples; a note instead when it cannot be drawn."""
+    from nas.models.saved import METRICS_FILE, load_model
+    from nas.results.report.attention import attention_maps
+    from nas.data import load_task
+
+    if not (export_dir / METRICS_FILE).is_file():
+        notes.append(f"no export in {export_dir} yet: export the study, then report again to see attention maps")
+        return None
+    try:
+        exported = json.loads((export_dir / METRICS_FILE).read_text())
+        if exported.get("study") != study.study_name:
+            raise ValueError(f"it was exported from study {exported.get('study')!r}, not {study.study_name!r}")
+        model = load_model(export_dir)
+        task = load_task(exported["task"], seed=study.user_attrs.get("seed", 0), cache_dir=Path(results_dir) / "cache")
+    except (ValueError, KeyError, OSError) as err:
+        notes.append(f"attention maps left out: the export in {export_dir} cannot be used: {err}")
+        return None
+    test = task.test
+    n = min(ATTENTION_SAMPLES, len(test))
+    maps = attention_maps(model, test.x[:n], None if test.mask is None else test.mask[:n])
+    labels = [f"test #{i}" + (f" (class {task.classes[int(test.y[i])]})" if task.classes and test.y.dim() == 1 else "")
+              for i in range(n)]
+    notes.append(f"attention maps: trial {exported['trial']} exported in {export_dir}")
+    return plots.plot_attention(maps, labels, path)
+
+
+def _image(figures: dict[str, Path | None], key: str, alt: str) -> str:
+    path = figures.get(key)
+    return f"![{alt}]({path.name})" if path is not None else "_Not drawn: see the notes below._"
+
+
+def _markdown(study: optuna.Study, report: Report, table: pd.DataFrame, full: pd.DataFrame,
+              figures: dict[str, Path | None], metric: str, maximize: bool, storage_url: str | None) -> str:
+    attrs = study.user_attrs
+    best = full.iloc[0]
+    where = f"; storage `{display_url(storage_url)}`" if storage_url else ""
+    direction = "higher is better" if maximize else "lower is better"
+    lines = [
+        f"# Report: study `{study.study_name}`", "",
+        f"Task `{attrs.get('task', '?')}` (metric: {metric}, {direction}), search space `{attrs.get('space', '?')}` "
+        f"(hash {attrs.get('space_hash', '?')}), seed {attrs.get('seed', '?')}{where}.",
+        f"Trials: {state_counts(study.get_trials(deepcopy=False))}.", "",
+        f"**Best: trial {best['trial']}**, validation {metric} {format_cell('val', best['val'])}, test {metric} "
+        f"{format_cell('test', best['test'])}: `{best['summary']}`", "",
+    ]
+    refs = references(attrs.get("task"), ranked_trials(study)[0])
+    if not refs.empty:
+        lines += ["## Compared with published results", "",
+                  "Test accuracy on the official test split; published numbers as the task reports them.", "",
+                  markdown_table(refs), ""]
+    lines += [f"## Top {len(report.top)} of {len(full)} complete trials", "", markdown_table(report.top), "",
+              "All complete trials: [ranking.csv](ranking.csv).", ""]
+    if "pareto" in full:
+        lines += ["## Pareto front", "", markdown_table(full[full["pareto"]].drop(columns="pareto")), ""]
+    family_table = families(table, maximize)
+    lines += ["## Families", "",
+              f"Per topology and per attention type: complete trials, pruned trials, best, median and spread "
+              f"(interquartile range) of the validation {metric}.", ""]
+    for view, title in (("topology", "By topology"), ("attention", "By attention type (a trial counts under each type it uses)")):
+        lines += [f"### {title}", "", markdown_table(family_table[family_table["view"] == view].drop(columns="view")), ""]
+    lines += [_image(figures, "families", "best validation metric per topology and attention type"), "",
+              "## Search progress", "", _image(figures, "history", "best so far against trials and wall time"), "",
+              _image(figures, "curves", "learning curves, pruned trials faded"), "",
+              "## What matters", "", _image(figures, "importances", "parameter importances"), "",
+              "## Accuracy against cost", "", _image(figures, "cost", "validation metric against parameters and latency"),
+              "", "## Attention maps of the exported model", "", _image(figures, "attention", "attention maps"), ""]
+    failed = table[(table["state"] == "FAIL") & (table["reason"] != "surplus")]
+    if not failed.empty:
+        lines += ["## Failed trials", "", "Surplus trials (claimed after the total was reached, never trained) are "
+                  "left out.", "", markdown_table(failed[["trial", "reason", "summary"]]), ""]
+    if report.notes:
+        lines += ["## Notes", "", *(f"- {note}" for note in report.notes), ""]
+    lines += ["## Next", "", "```bash", f"python scripts/export.py --study {study.study_name}"
+              + (f" --storage '{display_url(storage_url)}'" if storage_url else ""), "```", ""]
+    return "\n".join(lines)
+
+
+__all__ = ["Report", "write_report"]

@@ -1,0 +1,84 @@
+"""What one search command asks for, checked before anything is opened or written."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nas.models.measure import COSTS
+
+SAMPLERS = ("tpe", "random", "gp", "nsga2")
+PRUNERS = ("hyperband", "median", "none")
+METRICS = ("accuracy", "mse")
+OBJECTIVES = (*METRICS, *COSTS)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything one search command asks for; ``None`` storage means ``sqlite:///<results_dir>/<study>.db``."""
+
+    trials: int = 200
+    task: str = "digits"
+    space: str = "default"
+    study: str | None = None
+    storage: str | None = None
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    max_epochs: int = 8
+    timeout: float | None = None  # seconds for the whole search; no trial starts after it
+    trial_timeout: float | None = None  # seconds of training per trial
+    seed: int = 0
+    device: str = "auto"
+    allow_space_change: bool = False
+    quiet: bool = False
+    results_dir: str = "results"
+    jobs: int = 1  # worker processes on the one storage
+    devices: tuple[str, ...] | None = None  # devices the workers spread over (None: every CUDA device, else --device)
+    objectives: tuple[str, ...] = ()  # () = the task's metric alone; else it and costs, e.g. ("accuracy", "params")
+
+    def __post_init__(self) -> None:
+        for name in ("trials", "max_epochs", "jobs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        for name in ("timeout", "trial_timeout"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name}={value!r} must be a number of seconds > 0")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler={self.sampler!r} is unknown; allowed: {', '.join(SAMPLERS)}")
+        if self.pruner not in PRUNERS:
+            raise ValueError(f"pruner={self.pruner!r} is unknown; allowed: {', '.join(PRUNERS)}")
+        check_objectives(self.objectives)
+
+
+def check_objectives(names: tuple[str, ...]) -> None:
+    """Objectives are the task metric once, plus costs to minimise, each at most once."""
+    for name in names:
+        if name not in OBJECTIVES:
+            raise ValueError(f"objective {name!r} is unknown; allowed: {', '.join(OBJECTIVES)}")
+    if names and sum(name in METRICS for name in names) != 1:
+        raise ValueError(f"objectives={','.join(names)} must name the task metric ({' or '.join(METRICS)}) "
+                         f"exactly once, e.g. accuracy,params")
+    if len(set(names)) != len(names):
+        raise ValueError(f"objectives={','.join(names)} names one objective twice")
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """How a search ended: ``done``, ``already_done``, ``interrupted``, ``timeout`` or ``failing``."""
+
+    status: str
+    study_name: str
+    storage: str
+    finished: int
+    trials: int
+
+
+def default_study_name(task: str, space: str) -> str:
+    """``digits-default``; characters a file name should not hold become ``_``."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{task}-{space}").strip("_")
+
+
+__all__ = ["METRICS", "OBJECTIVES", "PRUNERS", "SAMPLERS", "SearchConfig", "SearchOutcome", "check_objectives",
+           "default_study_name"]

@@ -1,0 +1,286 @@
+"""Search spaces: a YAML file of choices, and the one bridge from those choices to Optuna.
+
+>>> space = SearchSpace.from_file("search_spaces/tiny.yaml")
+>>> spec, train = space.sample(trial, task.input_spec)   # inside an Optuna objective
+
+The schema (sections ``model``, ``mixer``, ``attention``, ``train``) is in
+:data:`SCHEMA` and documented in ``docs/search_spaces.md``. Parameter names
+follow the structure, so that Optuna's multivariate TPE with ``group=True`` can
+group the parameters that occur together: ``b1.parallel.a0.heads`` is block 1's
+first parallel branch's heads, and exists only in trials where block 1 is parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.models.attention import attention_names, get_attention
+from nas.search.choices import Choice, Key, SpaceError, parse_choice
+from nas.data.spec import InputSpec
+from nas.models.spec import (ACTIVATIONS, MERGES, POSITIONS, READOUTS, TOPOLOGIES, ArchSpec, AttentionSpec, BlockSpec,
+                             MixerSpec)
+from nas.training.trainer import TrainConfig
+
+SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "model": {
+        "d_model": Key("int", 64, 1),
+        "depth": Key("int", 2, 1),
+        "ff_mult": Key("int", 2, 1),
+        "activation": Key("name", "gelu", names=lambda: ACTIVATIONS),
+        "position": Key("name", "sinusoidal", names=lambda: POSITIONS),
+        "readout": Key("name", "mean", names=lambda: READOUTS),
+        "patch": Key("int", 1, 1),
+        "dropout": Key("float", 0.0, 0, 1),
+    },
+    "mixer": {
+        "topology": Key("name", "single", names=lambda: TOPOLOGIES),
+        "branches": Key("int", 2, 2),
+        "merge": Key("name", "sum", names=lambda: MERGES),
+        "scorers": Key("int", 2, 2),
+    },
+    "attention": {
+        "type": Key("name", "dot", names=attention_names),
+        "heads": Key("int", 4, 1, ranges=False),
+        "kv_heads": Key("kv", None, 1, ranges=False),
+        "window": Key("int", 4, 1),
+    },
+    "train": {
+        "lr": Key("float", 1e-3, 0, low_open=True),
+        "weight_decay": Key("float", 0.01, 0),
+        "batch_size": Key("int", 64, 1),
+        "warmup": Key("float", 0.05, 0, 1),
+    },
+}
+
+
+def _scored(name: str) -> bool:
+    return get_attention(name).scored
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Validated choices for every key of :data:`SCHEMA`, by dotted path (``attention.heads``)."""
+
+    name: str
+    choices: dict[str, Choice]
+    source: str = "<dict>"
+
+    # --- loading ----------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SearchSpace":
+        """Read and validate a YAML space; errors name the file, the key path, the value and the rule."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as err:
+            raise SpaceError(f"cannot read search space {str(path)!r}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise SpaceError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+        return cls.from_dict(data, name=path.stem, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, name: str = "custom", source: str = "<dict>") -> "SearchSpace":
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise SpaceError(f"{source}: a search space must be a mapping of sections, got {data!r}")
+        unknown = sorted(set(data) - set(SCHEMA))
+        if unknown:
+            raise SpaceError(f"{source}: unknown section(s) {unknown}; allowed: {', '.join(SCHEMA)}")
+        choices: dict[str, Choice] = {}
+        for section, keys in SCHEMA.items():
+            given = data.get(section) or {}
+            if not isinstance(given, dict):
+                raise SpaceError(f"{source}: {section} must be a mapping of keys, got {given!r}")
+            unknown = sorted(set(given) - set(keys))
+            if unknown:
+                raise SpaceError(f"{source}: unknown key(s) {[f'{section}.{k}' for k in unknown]}; "
+                                 f"allowed in {section}: {', '.join(keys)}")
+            for key, rule in keys.items():
+                path = f"{section}.{key}"
+                raw = given.get(key, rule.default)
+                try:
+                    choices[path] = parse_choice(path, raw, rule)
+                except ValueError as err:
+                    raise SpaceError(f"{source}: {path}={raw!r}: {err}") from None
+        space = cls(name, choices, source)
+        space._check_combinations()
+        return space
+
+    def _check_combinations(self) -> None:
+        """Refuse files where some draw could not become a valid spec, before any trial runs."""
+        c, where = self.choices, self.source
+        for d in self._options("model.d_model"):
+            if not self._heads_for(d):
+                raise SpaceError(f"{where}: model.d_model={d} has no divisor among attention.heads="
+                                 f"{list(c['attention.heads'].values)}; every d_model needs one (heads must divide d_model)")
+        for h in c["attention.heads"].values:
+            if not self._kv_for(h):
+                raise SpaceError(f"{where}: attention.heads={h} has no divisor among attention.kv_heads="
+                                 f"{list(c['attention.kv_heads'].values)}; add null (one kv head per head) or 1")
+        types = c["attention.type"].values
+        if "fused" in c["mixer.topology"].values and not any(map(_scored, types)):
+            raise SpaceError(f"{where}: mixer.topology offers 'fused' but attention.type={list(types)} has no "
+                             f"score-based type to fuse; add one of {', '.join(filter(_scored, attention_names()))}")
+        positions = c["model.position"].values
+        if not any(self._position_suits_all(p) for p in positions):
+            raise SpaceError(f"{where}: model.position={list(positions)}: no choice suits every attention type and "
+                             f"head size the space can draw (ALiBi needs score-based types, rotary dot-product types "
+                             f"and even head sizes); add one of learned, sinusoidal, none")
+
+    def _options(self, path: str) -> tuple[Any, ...]:
+        return self.choices[path].options() or ()
+
+    def _heads_for(self, d_model: int) -> tuple[int, ...]:
+        return tuple(h for h in self.choices["attention.heads"].values if d_model % h == 0)
+
+    def _kv_for(self, heads: int) -> tuple[int | None, ...]:
+        """kv_heads allowed under ``heads``; ``kv_heads == heads`` is the same model as null, so it becomes null."""
+        allowed: list[int | None] = []
+        for kv in self.choices["attention.kv_heads"].values:
+            kv = None if kv == heads else kv
+            if (kv is None or heads % kv == 0) and kv not in allowed:
+                allowed.append(kv)
+        return tuple(allowed)
+
+    def _position_suits_all(self, position: str) -> bool:
+        types = self.choices["attention.type"].values
+        if position == "alibi":
+            return all(map(_scored, types))
+        if position == "rotary":
+            even = all((d // h) % 2 == 0 for d in self._options("model.d_model") for h in self._heads_for(d))
+            return even and all(get_attention(t).rotary for t in types)
+        return True
+
+    # --- identity ---------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Every key with its choice (defaults filled in): what the study stores and compares."""
+        data: dict[str, dict[str, Any]] = {}
+        for path, choice in self.choices.items():
+            section, key = path.split(".")
+            data.setdefault(section, {})[key] = choice.to_data()
+        return data
+
+    def renamed_against(self, origin: dict[str, dict[str, Any]]) -> "SearchSpace":
+        """This space with every choice that differs from ``origin`` (a :meth:`to_dict`) tagged in its names.
+
+        Optuna keeps one distribution per parameter name for a whole study, so a
+        study resumed with a changed space (``--allow-space-change``) names its
+        changed choices after their new values: ``d_model@[32,64,128]``.
+        """
+        choices = {}
+        for path, choice in self.choices.items():
+            section, key = path.split(".")
+            data = choice.to_data()
+            same = origin.get(section, {}).get(key) == data
+            choices[path] = choice if same else replace(choice, tag="@" + json.dumps(data, separators=(",", ":"), sort_keys=True))
+        return SearchSpace(self.name, choices, self.source)
+
+    def hash(self) -> str:
+        """Fingerprint of the choices, blind to comments, key order and spelled-out defaults."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    # --- sampling ---------------------------------------------------------------
+
+    def sample(self, trial: Any, input_spec: InputSpec | None = None) -> tuple[ArchSpec, TrainConfig]:
+        """Draw one candidate: the only place that calls ``trial.suggest_*``.
+
+        ``input_spec`` decides whether ``patch`` applies (continuous, not
+        per-token inputs only); without it patching is drawn as for continuous data.
+        Conditional parameters exist only where they mean something; a name
+        ending in ``[...]`` lists the values that earlier choices left allowed.
+        """
+        draw = self._draw
+        d_model = draw(trial, "d_model", "model.d_model")
+        depth = draw(trial, "depth", "model.depth")
+        ff_mult = draw(trial, "ff_mult", "model.ff_mult")
+        activation = draw(trial, "activation", "model.activation")
+        blocks = tuple(BlockSpec(self._mixer(trial, i, d_model), ff_mult, activation) for i in range(depth))
+        modules = [m for block in blocks for m in block.mixer.branches]
+        positions = tuple(p for p in self.choices["model.position"].values if _position_fits(p, modules, d_model))
+        position = draw(trial, "position", "model.position", positions)
+        readout = draw(trial, "readout", "model.readout")
+        patchable = input_spec is None or (input_spec.kind == "continuous" and not input_spec.per_token)
+        patch = draw(trial, "patch", "model.patch") if patchable else 1
+        dropout = draw(trial, "dropout", "model.dropout")
+        spec = ArchSpec(d_model, blocks, position, readout, patch, dropout)
+        train = TrainConfig(
+            lr=draw(trial, "lr", "train.lr"),
+            weight_decay=draw(trial, "weight_decay", "train.weight_decay"),
+            batch_size=draw(trial, "batch_size", "train.batch_size"),
+            warmup=draw(trial, "warmup", "train.warmup"),
+        )
+        return spec, train
+
+    def _draw(self, trial: Any, name: str, path: str, options: tuple[Any, ...] | None = None,
+              stable: bool = False) -> Any:
+        return self.choices[path].draw(trial, name, options, stable)
+
+    def _mixer(self, trial: Any, block: int, d_model: int) -> MixerSpec:
+        topology = self._draw(trial, f"b{block}.topology", "mixer.topology")
+        prefix = f"b{block}.{topology}"
+        if topology == "fused":
+            # Fused scorers share one distribution per head, hence one heads/kv_heads for all.
+            count = self._draw(trial, f"{prefix}.scorers", "mixer.scorers")
+            heads, kv = self._heads(trial, prefix, d_model)
+            scored = tuple(filter(_scored, self.choices["attention.type"].values))
+            scorers = []
+            for j in range(count):
+                name = self._draw(trial, f"{prefix}.s{j}.type", "attention.type", scored, stable=True)
+                scorers.append(AttentionSpec(name, heads, kv, self._window(trial, f"{prefix}.s{j}", name)))
+            return MixerSpec("fused", tuple(scorers))
+        if topology == "single":
+            return MixerSpec("single", (self._attention(trial, prefix, d_model),))
+        count = self._draw(trial, f"{prefix}.branches", "mixer.branches")
+        merge = self._draw(trial, f"{prefix}.merge", "mixer.merge") if topology == "parallel" else None
+        branches = tuple(self._attention(trial, f"{prefix}.a{j}", d_model) for j in range(count))
+        return MixerSpec(topology, branches, merge)
+
+    def _attention(self, trial: Any, prefix: str, d_model: int) -> AttentionSpec:
+        name = self._draw(trial, f"{prefix}.type", "attention.type")
+        heads, kv = self._heads(trial, prefix, d_model)
+        return AttentionSpec(name, heads, kv, self._window(trial, prefix, name))
+
+    def _heads(self, trial: Any, prefix: str, d_model: int) -> tuple[int, int | None]:
+        heads = self._draw(trial, f"{prefix}.heads", "attention.heads", self._heads_for(d_model))
+        return heads, self._draw(trial, f"{prefix}.kv_heads", "attention.kv_heads", self._kv_for(heads))
+
+    def _window(self, trial: Any, prefix: str, name: str) -> int | None:
+        return self._draw(trial, f"{prefix}.window", "attention.window") if get_attention(name).windowed else None
+
+
+def _position_fits(position: str, modules: list[AttentionSpec], d_model: int) -> bool:
+    if position == "alibi":
+        return all(_scored(m.type) for m in modules)
+    if position == "rotary":
+        return all(get_attention(m.type).rotary and (d_model // m.heads) % 2 == 0 for m in modules)
+    return True
+
+
+def space_names(spaces_dir: Path = SPACES_DIR) -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in spaces_dir.glob("*.yaml")))
+
+
+def load_space(name_or_path: str | Path, spaces_dir: Path = SPACES_DIR) -> SearchSpace:
+    """A space by file path, or by name in ``search_spaces/`` (``tiny`` means ``search_spaces/tiny.yaml``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return SearchSpace.from_file(path)
+    named = spaces_dir / f"{name_or_path}.yaml"
+    if named.is_file():
+        return SearchSpace.from_file(named)
+    raise SpaceError(f"search space {str(name_or_path)!r} is neither a file nor a name in {spaces_dir}; "
+                     f"allowed: {', '.join(space_names(spaces_dir))} or a path to a .yaml file")
+
+
+__all__ = ["SCHEMA", "SPACES_DIR", "SearchSpace", "SpaceError", "load_space", "space_names"]

@@ -1,0 +1,49 @@
+"""The convolutional stem: its layers follow the spec, and padding never reaches a real step through a kernel."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nas import ArchSpec, AttentionSpec as A, BlockSpec, InputSpec, MixerSpec, SpecError, build_model
+from nas.models import EmbeddingSpec
+from nas.models.embeddings import get_embedding
+from tests.conftest import padded_batch
+
+SERIES = InputSpec(seq_len=13, features=3, num_outputs=5)
+
+
+def stem(kernels=(7, 5, 3), channels=None, patch=1):
+    spec = EmbeddingSpec("conv", kernels, channels)
+    return get_embedding("conv")(spec, SERIES, 16, patch).eval()
+
+
+def test_layers_follow_the_spec_and_keep_the_length():
+    module = stem((7, 5, 3), channels=8)
+    assert [c.kernel_size for c in module.convs] == [(7,), (5,), (3,)]
+    assert [(c.in_channels, c.out_channels) for c in module.convs] == [(3, 8), (8, 8), (8, 8)]
+    assert stem((3,)).convs[0].out_channels == 16, "channels=None means the model width"
+    out, _ = module(torch.randn(2, 13, 3), None)
+    assert out.shape == (2, 13, 16)
+
+
+@pytest.mark.parametrize("patch", [1, 3])
+def test_a_padded_sample_embeds_exactly_as_it_would_alone(patch):
+    module = stem(patch=patch)
+    x, mask = padded_batch(length=13, dim=3)  # sample 1 keeps 7 real steps
+    with torch.no_grad():
+        together, together_mask = module(x, mask)
+        alone, _ = module(x[1:2, :7], None)
+    real = together_mask[1]
+    assert real.sum() == alone.shape[1]
+    torch.testing.assert_close(together[1, real], alone[0], atol=1e-6, rtol=1e-6)
+
+
+def test_build_model_refuses_a_stem_for_token_inputs_in_one_line():
+    arch = ArchSpec(d_model=16, blocks=(BlockSpec(MixerSpec("single", (A("dot", 4),))),),
+                    embedding=EmbeddingSpec("conv", (3,)))
+    with pytest.raises(SpecError, match=r"^embedding 'conv' reads continuous steps; token inputs need embedding "
+                                        r"'linear'$"):
+        build_model(arch, InputSpec(seq_len=8, vocab=5, num_outputs=2))
+    with pytest.raises(SpecError, match=r"^embedding 'conv' is for pooled tasks; per-token tasks need embedding"):
+        build_model(arch, InputSpec(seq_len=8, features=2, num_outputs=2, per_token=True))

@@ -1,0 +1,144 @@
+"""Search-space files: every shipped file samples valid, buildable specs; bad files fail with a precise line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas.models.attention import get_attention
+from nas.models.model import build_model
+from nas.search.space import SPACES_DIR, SearchSpace, SpaceError, load_space
+from nas.data.spec import InputSpec
+from nas.training.trainer import TrainConfig
+
+SPACE_FILES = sorted(SPACES_DIR.rglob("*.yaml"))
+SERIES = InputSpec(seq_len=8, features=8, num_outputs=10)
+TOKENS = InputSpec(seq_len=12, vocab=20, num_outputs=20, per_token=True)
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def random_trials(n: int, seed: int = 0):
+    """Real Optuna trials (in memory): Optuna itself refuses a name whose distribution changes."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for _ in range(n):
+        trial = study.ask()
+        yield trial
+        study.tell(trial, 0.0)
+
+
+def test_the_repository_ships_four_space_files():
+    assert [p.relative_to(SPACES_DIR).as_posix() for p in SPACE_FILES] == ["default.yaml", "example.yaml", "timeseries.yaml", "tiny.yaml"]
+
+
+@pytest.mark.parametrize("path", SPACE_FILES, ids=lambda p: p.stem)
+def test_1000_samples_give_valid_specs_that_build(path):
+    space = SearchSpace.from_file(path)
+    for i, trial in enumerate(random_trials(1000)):
+        input_spec = TOKENS if i % 5 == 0 else SERIES
+        spec, train = space.sample(trial, input_spec)
+        assert isinstance(train, TrainConfig)
+        model = build_model(spec, input_spec)
+        assert sum(p.numel() for p in model.parameters()) > 0
+        if input_spec.per_token:
+            assert spec.patch == 1
+
+
+def test_conditional_parameters_exist_only_where_they_mean_something():
+    space = load_space("default")
+    for trial in random_trials(300, seed=1):
+        spec, _ = space.sample(trial, SERIES)
+        names = set(trial.params)
+        blocks = {n.split(".")[0] for n in names if re.match(r"b\d+\.", n)}
+        assert blocks == {f"b{i}" for i in range(len(spec.blocks))}
+        for i, block in enumerate(spec.blocks):
+            mixer = block.mixer
+            own = {n for n in names if n.startswith(f"b{i}.")}
+            assert {n.split(".")[1] for n in own} == {"topology", mixer.topology}
+            assert any(".merge" in n for n in own) == (mixer.topology == "parallel" and len(set(space.choices["mixer.merge"].values)) > 1)
+            windows = {n for n in own if n.endswith(".window")}
+            assert len(windows) == sum(get_attention(b.type).windowed for b in mixer.branches)
+            if mixer.topology == "fused":
+                assert all(get_attention(b.type).scored for b in mixer.branches)
+                assert not any(".a" in n for n in own)
+
+
+def test_narrowed_choices_get_the_allowed_values_in_their_name():
+    space = SearchSpace.from_dict({"model": {"d_model": [8, 12]}, "attention": {"heads": [1, 2, 4, 8], "type": "dot"}})
+    seen = {}
+    for trial in random_trials(60):
+        spec, _ = space.sample(trial, SERIES)
+        heads_name = next(n for n in trial.params if ".heads" in n)
+        seen[spec.d_model] = heads_name
+    assert seen == {8: "b0.single.heads", 12: "b0.single.heads[1,2,4]"}
+
+
+def test_fixed_values_are_not_parameters():
+    space = SearchSpace.from_dict({"model": {"depth": 1, "d_model": 32}, "attention": {"type": "cosine", "heads": 2}})
+    trial = next(random_trials(1))
+    spec, train = space.sample(trial, SERIES)
+    assert trial.params == {}
+    assert spec.summary() == "1x cosine/h2 | d=32 pos=sinusoidal pool=mean"
+    assert (train.lr, train.batch_size) == (1e-3, 64)
+
+
+def test_hash_ignores_comments_order_and_spelled_out_defaults(tmp_path):
+    a = tmp_path / "a.yaml"
+    a.write_text("# mine\ntrain: {lr: 0.01}\nmodel: {d_model: [32, 64]}\n")
+    b = tmp_path / "b.yaml"
+    b.write_text("model:\n  d_model: [32, 64]\n  depth: 2\ntrain:\n  lr: 1e-2\n")
+    assert SearchSpace.from_file(a).hash() == SearchSpace.from_file(b).hash()
+    b.write_text("model:\n  d_model: [32, 64, 128]\ntrain:\n  lr: 1e-2\n")
+    assert SearchSpace.from_file(a).hash() != SearchSpace.from_file(b).hash()
+
+
+def test_a_space_is_found_by_name_or_path():
+    assert load_space("tiny").name == "tiny"
+    assert load_space(SPACES_DIR / "tiny.yaml").hash() == load_space("tiny").hash()
+    with pytest.raises(SpaceError, match=r"'tinny'.*allowed: default, example, timeseries, tiny"):
+        load_space("tinny")
+
+
+BAD_FILES = {
+    "unknown key": ("model:\n  d_modle: 64\n", r"unknown key\(s\) \['model.d_modle'\]; allowed in model: d_model"),
+    "unknown section": ("modle: {}\n", r"unknown section\(s\) \['modle'\]; allowed: model, mixer"),
+    "low above high": ("train:\n  lr: {low: 0.1, high: 0.01}\n", r"train.lr=.*`low <= high` must hold, but got low=0.1, high=0.01"),
+    "log from zero": ("train:\n  weight_decay: {low: 0.0, high: 0.1, log: true}\n", r"train.weight_decay=.*log range needs low > 0"),
+    "log with step": ("model:\n  d_model: {low: 16, high: 64, step: 16, log: true}\n", r"step and log cannot be combined"),
+    "unknown range key": ("train:\n  lr: {low: 0.1, hi: 1}\n", r"unknown range key\(s\) \['hi'\]"),
+    "out of domain": ("model:\n  dropout: 1.5\n", r"model.dropout=1.5: must be a number in \[0, 1\)"),
+    "bad name": ("attention:\n  type: [dot, dto]\n", r"attention.type=\['dot', 'dto'\]: item 'dto' is not one of additive"),
+    "empty list": ("model:\n  depth: []\n", r"model.depth=\[\]: an empty list"),
+    "repeated value": ("model:\n  depth: [1, 1]\n", r"repeats a value"),
+    "bool for int": ("model:\n  depth: true\n", r"model.depth=True: must be an integer >= 1"),
+    "heads range": ("attention:\n  heads: {low: 1, high: 4}\n", r"attention.heads=.*takes a value or a list, not a range"),
+    "heads not dividing": ("model:\n  d_model: [48, 50]\nattention:\n  heads: [4, 8]\n",
+                           r"model.d_model=50 has no divisor among attention.heads=\[4, 8\]"),
+    "kv not dividing": ("attention:\n  heads: [3]\n  kv_heads: [2]\nmodel:\n  d_model: 48\n",
+                        r"attention.heads=3 has no divisor among attention.kv_heads=\[2\]"),
+    "fused without scorer": ("mixer:\n  topology: [fused]\nattention:\n  type: linear\n", r"no score-based type to fuse"),
+    "impossible position": ("model:\n  position: rotary\nattention:\n  type: [dot, linear]\n",
+                            r"model.position=\['rotary'\]: no choice suits every attention type"),
+    "not a mapping": ("- 1\n- 2\n", r"must be a mapping of sections"),
+    "not yaml": ("model: [1, 2\n", r"not valid YAML"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_files_fail_with_file_key_value_and_rule(tmp_path, name):
+    text, message = BAD_FILES[name]
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SpaceError) as info:
+        SearchSpace.from_file(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert re.search(message, str(info.value)), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unreadable_file_is_one_line(tmp_path):
+    with pytest.raises(SpaceError, match="cannot read search space"):
+        SearchSpace.from_file(tmp_path / "missing.yaml")
