@@ -97,8 +97,11 @@ def _search_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-epochs", type=_positive_int, default=d.max_epochs, help="epochs per trial at most")
     parser.add_argument("--timeout", type=_seconds, default=None,
                         help="seconds for the whole run: no trial starts after it (default: none)")
-    parser.add_argument("--trial-timeout", type=_seconds, default=None,
-                        help="seconds of training per trial; its best epoch so far stands (default: none)")
+    parser.add_argument("--trial-timeout", type=_seconds, default=d.trial_timeout,
+                        help="seconds of training per trial; its best epoch so far stands")
+    parser.add_argument("--memory-gb", type=_positive_number("GiB"), default=None,
+                        help="memory one trial may use; a candidate that needs more trains at a smaller batch, or "
+                             "fails alone with reason 'memory' (default: 80%% of what the device has free, per worker)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seeds the data split, the sampler and every trial")
     parser.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--jobs", type=_positive_int, default=d.jobs,
@@ -109,6 +112,8 @@ def _search_parser() -> argparse.ArgumentParser:
                              "share one (default: every CUDA device with --device auto, else --device)")
     parser.add_argument("--allow-space-change", action="store_true",
                         help="resume a study with a search space other than the one it was made with")
+    parser.add_argument("--no-portfolio", action="store_true",
+                        help="a new study starts with sampled candidates, not the space's portfolio of known-good ones")
     parser.add_argument("--results", default=d.results_dir, help="folder for the default storage and data cache")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no line per trial")
     return parser
@@ -123,9 +128,9 @@ def search_main(argv: list[str] | None = None) -> int:
     config = SearchConfig(
         trials=args.trials, task=args.task, space=args.space, study=args.study, storage=args.storage,
         sampler=args.sampler, pruner=args.pruner, max_epochs=args.max_epochs, timeout=args.timeout,
-        trial_timeout=args.trial_timeout, seed=args.seed, device=args.device,
+        trial_timeout=args.trial_timeout, memory_gb=args.memory_gb, seed=args.seed, device=args.device,
         allow_space_change=args.allow_space_change, quiet=args.quiet, results_dir=args.results,
-        jobs=args.jobs, devices=args.devices, objectives=args.objectives or (),
+        jobs=args.jobs, devices=args.devices, objectives=args.objectives or (), portfolio=not args.no_portfolio,
     )
     resume = f"python {sys.argv[0] if argv is None else 'scripts/search.py'} " + shlex.join(
         sys.argv[1:] if argv is None else argv)

@@ -123,6 +123,9 @@ BAD = {
     "log from zero": (["--space", SPACE_TEXT + "train: {weight_decay: {low: 0, high: 0.1, log: true}}"],
                       r"log range needs low > 0"),
     "space changed": (["--space", SPACE_TEXT + "model: {d_model: 8}"], r"resume with the original space"),
+    "bad portfolio entry": (["--space", SPACE_TEXT + "portfolio: {big: {model: {d_model: 128}}}"],
+                            r"portfolio entry 'big' is not a valid architecture: model.d_model=128 is not offered "
+                            r"here; allowed: 64"),
 }
 if not torch.cuda.is_available():
     BAD["cuda absent"] = (["--device", "cuda"], r"device='cuda' asked for CUDA, but no CUDA device is available")

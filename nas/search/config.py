@@ -26,7 +26,8 @@ class SearchConfig:
     pruner: str = "hyperband"
     max_epochs: int = 8
     timeout: float | None = None  # seconds for the whole search; no trial starts after it
-    trial_timeout: float | None = None  # seconds of training per trial
+    trial_timeout: float | None = 600.0  # seconds of training per trial: no candidate holds the whole search
+    memory_gb: float | None = None  # memory one trial may use; None: 80% of what the device has free, per worker
     seed: int = 0
     device: str = "auto"
     allow_space_change: bool = False
@@ -35,6 +36,7 @@ class SearchConfig:
     jobs: int = 1  # worker processes on the one storage
     devices: tuple[str, ...] | None = None  # devices the workers spread over (None: every CUDA device, else --device)
     objectives: tuple[str, ...] = ()  # () = the task's metric alone; else it and costs, e.g. ("accuracy", "params")
+    portfolio: bool = True  # a new study first runs the space's portfolio of known-good candidates
 
     def __post_init__(self) -> None:
         for name in ("trials", "max_epochs", "jobs"):
@@ -45,6 +47,8 @@ class SearchConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name}={value!r} must be a number of seconds > 0")
+        if self.memory_gb is not None and not self.memory_gb > 0:
+            raise ValueError(f"memory_gb={self.memory_gb!r} must be a number of GiB > 0")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler={self.sampler!r} is unknown; allowed: {', '.join(SAMPLERS)}")
         if self.pruner not in PRUNERS:

@@ -24,10 +24,11 @@ WINDOW, LIMIT = 20, 10
 
 
 def record_failure(trial: optuna.Trial, err: BaseException, setup: dict[str, Any] | None = None) -> None:
-    """Store ``reason`` (the error's type and first line) and, in ``result``, the traceback on ``trial``."""
+    """Store ``reason`` (the error's own ``reason``, else its type and first line) and, in ``result``, the
+    traceback on ``trial``."""
     first = str(err).splitlines()[0] if str(err) else ""
     trial.set_user_attr(RESULT, {**(setup or {}), "traceback": "".join(traceback.format_exception(err))})
-    trial.set_user_attr(REASON, f"{type(err).__name__}: {first}")
+    trial.set_user_attr(REASON, getattr(err, "reason", None) or f"{type(err).__name__}: {first}")
 
 
 def retries(trials: Sequence[FrozenTrial]) -> dict[int, int]:

@@ -34,7 +34,8 @@ from nas.search.record import ARCH, BEST_VAL, REASON, RESULT, RETRY_OF, SUMMARY,
 from nas.search.space import SearchSpace
 from nas.search.study import trial_seed
 from nas.training.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
-from nas.training.trainer import FitResult, Trainer
+from nas.training.memory import GIB, PROBE_SAMPLES, available_bytes, fit_batch, measure_memory_need
+from nas.training.trainer import FitResult, Trainer, TrainConfig
 
 CHECKPOINT_SECONDS = 20.0  # a retry loses at most this much training; more often costs the trainer's time
 
@@ -65,6 +66,7 @@ class Objective:
         self.curves = curves
         self.last_result: FitResult | None = None
         self.seen: list[FrozenTrial] = []  # the study as the current trial read it when it started
+        self.memory_allowed: int | None = None  # bytes a trial may use, fixed at the first trial
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         with Heartbeat(trial):
@@ -110,6 +112,7 @@ class Objective:
             with self.guard.interruptible():
                 model = build_model(spec, self.trainer.input_spec, seed=setup["seed"])
                 cost = self._measure(model)
+                train = self._within_memory(model, train, setup)
                 result = self.trainer.fit(model, train, on_epoch=lambda epoch, value: report(value, epoch),
                                           resume=resume, on_checkpoint=_every(CHECKPOINT_SECONDS, checkpoint))
         except KeyboardInterrupt:
@@ -151,6 +154,24 @@ class Objective:
         for epoch, value in enumerate([] if state is None else state["val_history"], start=1):
             report(value, epoch)
         return state, [previous]
+
+    def _within_memory(self, model, train: TrainConfig, setup: dict[str, Any]) -> TrainConfig:
+        """``train`` at a batch that fits the memory a trial may use, measured before any training; raises
+        :class:`MemoryBudgetError` (the trial fails alone, reason ``memory: ...``) when even a small one does not."""
+        if self.memory_allowed is None:
+            self.memory_allowed = (int(self.config.memory_gb * GIB) if self.config.memory_gb is not None else
+                                   int(0.8 * available_bytes(self.trainer.device) / self.config.jobs))
+        probe = self.trainer.train
+        with self.trainer.autocast():
+            need = measure_memory_need(model, probe.x[:PROBE_SAMPLES],
+                                       None if probe.mask is None else probe.mask[:PROBE_SAMPLES])
+        batch = fit_batch(need, train.batch_size, self.memory_allowed)
+        setup["memory_gib"] = round(need.at(batch) / GIB, 3)
+        if batch == train.batch_size:
+            return train
+        setup["batch_reduced_from"] = train.batch_size
+        setup["train"] = {**setup["train"], "batch_size": batch}
+        return replace(train, batch_size=batch)
 
     def _measure(self, model) -> dict[str, Any]:
         """Parameters, forward FLOPs and latency for one sample (batch of 1) on the search's device."""

@@ -27,6 +27,7 @@ from nas.search.space import SearchSpace, load_space
 from nas.search.storage import default_url, open_storage
 from nas.search.study import (check_resume, curve_pruning, load_search_study, search_objectives, study_attrs,
                               worker_seed)
+from nas.search.portfolio import enqueue_portfolio
 from nas.search.workers import assign_devices, crowding, run_workers
 from nas.training.trainer import Trainer, maximize
 
@@ -78,6 +79,10 @@ def _search_in(storage: optuna.storages.BaseStorage, config: SearchConfig, space
           + (f", objectives {','.join(goals)}" if len(goals) > 1 else ""), file=out)
     if note := crowding(devices):
         print(note, file=out)
+    if stored is None and config.portfolio and space.portfolio:
+        entries = space.portfolio_params(task.input_spec)[:config.trials]
+        enqueue_portfolio(study, entries)
+        print(f"portfolio first: {', '.join(name for name, _ in entries)}", file=out)
     fail_stale(study, storage, existing)  # a trial its dead worker left RUNNING, with no heartbeat for the grace period
     curves = curve_pruning(config, study, storage, larger_is_better)
     trainer = Trainer(task, devices[0])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,12 @@ from typing import Any
 import yaml
 
 from nas.models.attention import attention_names, get_attention
+from nas.models.embeddings import embedding_names
 from nas.search.choices import Choice, Key, SpaceError, parse_choice
+from nas.search.portfolio import Candidate, Preset, parse_portfolio
 from nas.data.spec import InputSpec
 from nas.models.spec import (ACTIVATIONS, MERGES, POSITIONS, READOUTS, TOPOLOGIES, ArchSpec, AttentionSpec, BlockSpec,
-                             MixerSpec)
+                             EmbeddingSpec, MixerSpec)
 from nas.training.trainer import TrainConfig
 
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
@@ -38,6 +41,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "position": Key("name", "sinusoidal", names=lambda: POSITIONS),
         "readout": Key("name", "mean", names=lambda: READOUTS),
         "patch": Key("int", 1, 1),
+        "max_tokens": Key("int", 256, 1),
+        "embedding": Key("name", "linear", names=embedding_names),
+        "stem_layers": Key("int", 1, 1),
+        "stem_kernel": Key("int", 3, 1),
+        "pattern": Key("int", 1, 1),
         "dropout": Key("float", 0.0, 0, 1),
     },
     "mixer": {
@@ -72,6 +80,7 @@ class SearchSpace:
     name: str
     choices: dict[str, Choice]
     source: str = "<dict>"
+    portfolio: tuple[Candidate, ...] = ()  # run first in a new study (nas.search.portfolio)
 
     # --- loading ----------------------------------------------------------------
 
@@ -93,9 +102,9 @@ class SearchSpace:
             data = {}
         if not isinstance(data, dict):
             raise SpaceError(f"{source}: a search space must be a mapping of sections, got {data!r}")
-        unknown = sorted(set(data) - set(SCHEMA))
+        unknown = sorted(set(data) - set(SCHEMA) - {"portfolio"})
         if unknown:
-            raise SpaceError(f"{source}: unknown section(s) {unknown}; allowed: {', '.join(SCHEMA)}")
+            raise SpaceError(f"{source}: unknown section(s) {unknown}; allowed: {', '.join(SCHEMA)}, portfolio")
         choices: dict[str, Choice] = {}
         for section, keys in SCHEMA.items():
             given = data.get(section) or {}
@@ -112,9 +121,25 @@ class SearchSpace:
                     choices[path] = parse_choice(path, raw, rule)
                 except ValueError as err:
                     raise SpaceError(f"{source}: {path}={raw!r}: {err}") from None
-        space = cls(name, choices, source)
+        space = cls(name, choices, source, parse_portfolio(data.get("portfolio"), SCHEMA, source))
         space._check_combinations()
+        for candidate in space.portfolio:  # every entry must build, before any trial runs
+            try:
+                space.portfolio_params(candidate=candidate)
+            except ValueError as err:
+                raise SpaceError(f"{source}: portfolio entry {candidate.name!r} is not a valid architecture: "
+                                 f"{str(err).removeprefix(f'portfolio entry {candidate.name!r}: ')}") from None
         return space
+
+    def portfolio_params(self, input_spec: InputSpec | None = None,
+                         candidate: Candidate | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """``(name, Optuna parameters)`` of each portfolio entry (or of ``candidate``) for data like ``input_spec``."""
+        entries = []
+        for entry in self.portfolio if candidate is None else (candidate,):
+            preset = Preset(entry, lambda path: SCHEMA[path.split(".")[0]][path.split(".")[1]].default)
+            self.sample(preset, input_spec)
+            entries.append((entry.name, preset.params))
+        return entries
 
     def _check_combinations(self) -> None:
         """Refuse files where some draw could not become a valid spec, before any trial runs."""
@@ -131,6 +156,14 @@ class SearchSpace:
         if "fused" in c["mixer.topology"].values and not any(map(_scored, types)):
             raise SpaceError(f"{where}: mixer.topology offers 'fused' but attention.type={list(types)} has no "
                              f"score-based type to fuse; add one of {', '.join(filter(_scored, attention_names()))}")
+        if len(self._options("model.max_tokens")) != 1:
+            raise SpaceError(f"{where}: model.max_tokens={c['model.max_tokens'].to_data()!r} is a budget, not a "
+                             f"choice; give one number of tokens")
+        for kernel in self._options("model.stem_kernel") if "conv" in c["model.embedding"].values else ():
+            try:
+                EmbeddingSpec("conv", (kernel,))
+            except ValueError as err:
+                raise SpaceError(f"{where}: model.stem_kernel={kernel}: {err}") from None
         positions = c["model.position"].values
         if not any(self._position_suits_all(p) for p in positions):
             raise SpaceError(f"{where}: model.position={list(positions)}: no choice suits every attention type and "
@@ -184,7 +217,7 @@ class SearchSpace:
             data = choice.to_data()
             same = origin.get(section, {}).get(key) == data
             choices[path] = choice if same else replace(choice, tag="@" + json.dumps(data, separators=(",", ":"), sort_keys=True))
-        return SearchSpace(self.name, choices, self.source)
+        return SearchSpace(self.name, choices, self.source, self.portfolio)
 
     def hash(self) -> str:
         """Fingerprint of the choices, blind to comments, key order and spelled-out defaults."""
@@ -205,15 +238,19 @@ class SearchSpace:
         depth = draw(trial, "depth", "model.depth")
         ff_mult = draw(trial, "ff_mult", "model.ff_mult")
         activation = draw(trial, "activation", "model.activation")
-        blocks = tuple(BlockSpec(self._mixer(trial, i, d_model), ff_mult, activation) for i in range(depth))
+        distinct = draw(trial, "pattern", "model.pattern", tuple(dict.fromkeys(
+            min(p, depth) for p in self._options("model.pattern"))))
+        mixers = [self._mixer(trial, i, d_model) for i in range(distinct)]
+        blocks = tuple(BlockSpec(mixers[i % distinct], ff_mult, activation) for i in range(depth))
         modules = [m for block in blocks for m in block.mixer.branches]
         positions = tuple(p for p in self.choices["model.position"].values if _position_fits(p, modules, d_model))
         position = draw(trial, "position", "model.position", positions)
         readout = draw(trial, "readout", "model.readout")
         patchable = input_spec is None or (input_spec.kind == "continuous" and not input_spec.per_token)
-        patch = draw(trial, "patch", "model.patch") if patchable else 1
+        patch = draw(trial, "patch", "model.patch", self._patches(input_spec)) if patchable else 1
+        embedding = self._embedding(trial) if patchable else EmbeddingSpec()
         dropout = draw(trial, "dropout", "model.dropout")
-        spec = ArchSpec(d_model, blocks, position, readout, patch, dropout)
+        spec = ArchSpec(d_model, blocks, position, readout, patch, dropout, embedding)
         train = TrainConfig(
             lr=draw(trial, "lr", "train.lr"),
             weight_decay=draw(trial, "weight_decay", "train.weight_decay"),
@@ -222,8 +259,27 @@ class SearchSpace:
         )
         return spec, train
 
+    def _patches(self, input_spec: InputSpec | None) -> tuple[int, ...] | None:
+        """The patch lengths that keep a series within ``model.max_tokens`` tokens; when none of the listed ones
+        does, the shortest that does: a long series never reaches attention as thousands of tokens."""
+        options = self._options("model.patch")
+        if input_spec is None or not options:
+            return None
+        budget = self._options("model.max_tokens")[0]
+        fitting = tuple(p for p in options if math.ceil(input_spec.seq_len / p) <= budget)
+        return fitting or (math.ceil(input_spec.seq_len / budget),)
+
+    def _embedding(self, trial: Any) -> EmbeddingSpec:
+        kind = self._draw(trial, "embedding", "model.embedding")
+        if kind != "conv":
+            return EmbeddingSpec(kind)
+        layers = self._draw(trial, "stem.layers", "model.stem_layers")
+        return EmbeddingSpec("conv", tuple(self._draw(trial, f"stem.k{j}", "model.stem_kernel") for j in range(layers)))
+
     def _draw(self, trial: Any, name: str, path: str, options: tuple[Any, ...] | None = None,
               stable: bool = False) -> Any:
+        if isinstance(trial, Preset):
+            return trial.choose(self.choices[path], name, path, options, stable)
         return self.choices[path].draw(trial, name, options, stable)
 
     def _mixer(self, trial: Any, block: int, d_model: int) -> MixerSpec:

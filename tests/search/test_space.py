@@ -53,8 +53,10 @@ def test_conditional_parameters_exist_only_where_they_mean_something():
         spec, _ = space.sample(trial, SERIES)
         names = set(trial.params)
         blocks = {n.split(".")[0] for n in names if re.match(r"b\d+\.", n)}
-        assert blocks == {f"b{i}" for i in range(len(spec.blocks))}
-        for i, block in enumerate(spec.blocks):
+        distinct = next((v for n, v in trial.params.items() if n.startswith("pattern")), 1)
+        assert blocks == {f"b{i}" for i in range(distinct)}  # a pattern of distinct blocks, repeated to the depth
+        assert all(block.mixer == spec.blocks[i % distinct].mixer for i, block in enumerate(spec.blocks))
+        for i, block in enumerate(spec.blocks[:distinct]):
             mixer = block.mixer
             own = {n for n in names if n.startswith(f"b{i}.")}
             assert {n.split(".")[1] for n in own} == {"topology", mixer.topology}
@@ -142,3 +144,38 @@ def test_bad_files_fail_with_file_key_value_and_rule(tmp_path, name):
 def test_unreadable_file_is_one_line(tmp_path):
     with pytest.raises(SpaceError, match="cannot read search space"):
         SearchSpace.from_file(tmp_path / "missing.yaml")
+
+
+def test_a_long_series_is_patched_within_the_token_budget():
+    space = SearchSpace.from_dict({"model": {"patch": [1, 2, 8, 16], "max_tokens": 128}})
+    long = InputSpec(seq_len=1460, features=1, num_outputs=2)
+    patches = {space.sample(trial, long)[0].patch for trial in random_trials(40)}
+    assert patches == {16}  # 1460 / 16 = 92 tokens; 1, 2 and 8 leave 1460, 730 and 183
+    none_fit = SearchSpace.from_dict({"model": {"patch": [1, 2], "max_tokens": 256}})
+    assert {none_fit.sample(t, long)[0].patch for t in random_trials(5)} == {6}  # the shortest that fits
+    assert {none_fit.sample(t, SERIES)[0].patch for t in random_trials(20)} == {1, 2}  # short series: all fit
+    with pytest.raises(SpaceError, match=r"model.max_tokens=\[128, 256\] is a budget, not a choice"):
+        SearchSpace.from_dict({"model": {"max_tokens": [128, 256]}})
+
+
+def test_the_space_draws_convolutional_stems_with_odd_kernels():
+    space = SearchSpace.from_dict({"model": {"embedding": ["linear", "conv"], "stem_layers": [1, 3],
+                                             "stem_kernel": [3, 5]}})
+    stems = [space.sample(trial, SERIES)[0].embedding for trial in random_trials(60)]
+    convs = [s for s in stems if s.type == "conv"]
+    assert convs and len(convs) < len(stems)
+    assert {len(s.kernels) for s in convs} == {1, 3} and {k for s in convs for k in s.kernels} == {3, 5}
+    assert all(space.sample(t, TOKENS)[0].embedding.type == "linear" for t in random_trials(10))  # tokens: no stem
+    with pytest.raises(SpaceError, match=r"model.stem_kernel=4"):
+        SearchSpace.from_dict({"model": {"embedding": ["conv"], "stem_kernel": [3, 4]}})
+
+
+def test_a_pattern_of_distinct_blocks_repeats_to_the_depth_and_a_large_one_frees_every_block():
+    repeated = SearchSpace.from_dict({"model": {"depth": 4, "pattern": 2}, "mixer": {"topology": ["single", "serial"]},
+                                      "attention": {"type": ["dot", "linear", "cosine"]}})
+    free = SearchSpace.from_dict({"model": {"depth": 4, "pattern": 4}, "mixer": {"topology": ["single", "serial"]},
+                                  "attention": {"type": ["dot", "linear", "cosine"]}})
+    for trial in random_trials(30):
+        blocks = repeated.sample(trial, SERIES)[0].blocks
+        assert len(blocks) == 4 and blocks[0] == blocks[2] and blocks[1] == blocks[3]
+    assert any(len({b.mixer for b in free.sample(t, SERIES)[0].blocks}) > 2 for t in random_trials(30))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 
 import optuna
@@ -184,3 +185,21 @@ def test_a_duplicate_candidate_takes_the_finished_trials_result_without_training
     assert result_of(copy)["copied_from"] == 0 and copy.state == original.state and copy.value == original.value
     assert result_of(copy)["val_history"] == result_of(original)["val_history"]
     assert result_of(copy)["seed"] == result_of(original)["seed"]  # the seed its result was trained with
+
+
+def test_a_candidate_too_large_for_the_memory_cap_is_refused_before_training(tmp_path, monkeypatch):
+    calls = []
+    real_fit = Trainer.fit
+    monkeypatch.setattr("nas.training.trainer.Trainer.fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    outcome, _ = search(tmp_path, trials=1, max_epochs=1, memory_gb=1e-6)  # about a kilobyte
+    trial = stored(outcome).trials[0]
+    assert calls == [] and trial.state == TrialState.FAIL
+    assert re.fullmatch(r"memory: needs ~[0-9.]+ GiB to train at batch 8, 0\.00 GiB allowed", trial.user_attrs["reason"])
+
+
+def test_a_candidate_over_the_cap_at_its_batch_trains_at_a_smaller_one(tmp_path):
+    outcome, _ = search(tmp_path, trials=1, max_epochs=1, memory_gb=0.003)  # a few MiB: the tiny space's 128 is too many
+    trial = stored(outcome).trials[0]
+    result = result_of(trial)
+    assert trial.state in FINISHED and result["batch_reduced_from"] == 128
+    assert result["train"]["batch_size"] < 128 and result["memory_gib"] <= 0.003
