@@ -19,7 +19,7 @@ from nas.models.embeddings.base import Embedding, patches
 
 if TYPE_CHECKING:
     from nas.data.spec import InputSpec
-    from nas.models.spec import EmbeddingSpec
+    from nas.models.embeddings.base import EmbeddingSpec
 
 T = TypeVar("T", bound=type[Embedding])
 

@@ -8,7 +8,7 @@ table and every block after it only ever see those tokens.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,15 @@ from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from nas.data.spec import InputSpec
-    from nas.models.spec import EmbeddingSpec
+
+
+class EmbeddingSpec(Protocol):
+    """The fields an embedding reads from ``nas.models.spec.EmbeddingSpec``; stated here so that this layer
+    never imports the spec module that validates through it."""
+
+    type: str
+    kernels: tuple[int, ...]
+    channels: int | None
 
 
 class Embedding(nn.Module, ABC):
