@@ -17,7 +17,7 @@ from nas.core.registry import Registry
 from nas.models.topologies.base import Topology, build_attention
 
 if TYPE_CHECKING:
-    from nas.models.spec import MixerSpec
+    from nas.models.topologies.base import MixerSpec
 
 T = TypeVar("T", bound=type[Topology])
 

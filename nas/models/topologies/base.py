@@ -8,14 +8,33 @@ holds one :class:`Topology` object per name and ``build`` returns the module.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol, Sequence
 
 from torch import nn
 
 from nas.models.attention import Attention, get_attention
 
-if TYPE_CHECKING:
-    from nas.models.spec import AttentionSpec, MixerSpec
+
+
+class AttentionSpec(Protocol):
+    """The fields a topology reads from ``nas.models.spec.AttentionSpec``; stated here so that this layer never
+    imports the spec module that validates through it."""
+
+    type: str
+    heads: int
+    kv_heads: int | None
+    window: int | None
+
+    @property
+    def kv(self) -> int: ...
+
+
+class MixerSpec(Protocol):
+    """The fields a topology reads from ``nas.models.spec.MixerSpec``."""
+
+    topology: str
+    branches: Sequence[AttentionSpec]
+    merge: str | None
 
 
 class Topology(ABC):

@@ -19,7 +19,7 @@ from nas.models.topologies import register_topology
 from nas.models.topologies.base import Topology
 
 if TYPE_CHECKING:
-    from nas.models.spec import AttentionSpec, MixerSpec
+    from nas.models.topologies.base import AttentionSpec, MixerSpec
 
 
 class MixedScore(nn.Module):

@@ -12,7 +12,7 @@ from nas.models.topologies import register_topology
 from nas.models.topologies.base import Topology, build_attention
 
 if TYPE_CHECKING:
-    from nas.models.spec import MixerSpec
+    from nas.models.topologies.base import MixerSpec
 
 
 class Parallel(nn.Module):
