@@ -59,6 +59,7 @@ from nas.training.device import resolve_device  # noqa: E402
 from nas.search.progress import FINISHED  # noqa: E402
 from nas.search.space import load_space  # noqa: E402
 from nas.search.config import SearchConfig  # noqa: E402
+from nas.search.budget import plan_budget  # noqa: E402
 from nas.search.study import load_search_study, study_attrs  # noqa: E402
 from nas.search.storage import open_storage  # noqa: E402
 from nas.search.loop import run_trials  # noqa: E402
@@ -235,7 +236,8 @@ def enqueue_candidates(config: SearchConfig, seed: int) -> None:
         space.sample(trial, task.input_spec)
         candidates.append(trial.params)
     storage = open_storage(config.storage or f"sqlite:///{Path(config.results_dir) / config.study}.db")
-    study = load_search_study(config, config.study, storage, maximize(task.metric), seed=config.seed)
+    study = load_search_study(config, config.study, storage, maximize(task.metric), seed=config.seed,
+                              budget=plan_budget(task, config))
     attrs = {**study_attrs(task.name, config.seed, task.metric, space), "space_origin": space.to_dict()}
     for key, value in attrs.items():
         study.set_user_attr(key, value)
@@ -282,10 +284,10 @@ def overhead_row(budget: Budget, device: str, folder: Path, storage: str, url: s
     trainer = Trainer(task, device)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     opened = open_storage(url or f"sqlite:///{folder / study}.db")
-    search = load_search_study(config, study, opened, trainer.larger_is_better, seed=0)
+    search = load_search_study(config, study, opened, trainer.larger_is_better, seed=0, budget=plan_budget(task, config))
     clock, training = StorageClock(opened), TrainingClock(trainer)
     start = time.perf_counter()
-    status = run_trials(search, opened, load_space(space), trainer, config, [], io.StringIO(), bar=False)
+    status = run_trials(search, opened, load_space(space), trainer, config, [], io.StringIO(), bar=False, task=task)
     wall = time.perf_counter() - start
     trials = search.get_trials(deepcopy=False)
     finished = sum(t.state in FINISHED for t in trials)

@@ -89,12 +89,22 @@ def _search_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,
                         help="tpe: multivariate TPE over grouped conditional parameters")
     parser.add_argument("--pruner", choices=PRUNERS, default=d.pruner,
-                        help="hyperband: resource = epochs, from 1 to --max-epochs")
+                        help="hyperband: resource = epochs, from about 1/27 of the largest budget to all of it")
     parser.add_argument("--objectives", type=lambda text: tuple(filter(None, text.split(","))), default=None,
                         help=f"several objectives, e.g. accuracy,params: the task metric and costs to minimise, of "
                              f"{', '.join(OBJECTIVES)}; the search then finds a Pareto front and prunes on the "
                              f"metric's learning curve (default: the task metric alone)")
-    parser.add_argument("--max-epochs", type=_positive_int, default=d.max_epochs, help="epochs per trial at most")
+    parser.add_argument("--max-epochs", type=_positive_int, default=d.max_epochs,
+                        help="epochs per trial at most (default: scaled to the data, so that every candidate may see "
+                             "--min-examples training examples, and at least 8)")
+    parser.add_argument("--min-examples", type=_positive_int, default=d.min_examples,
+                        help="training examples every candidate may see at least: small sets get more epochs")
+    parser.add_argument("--folds", type=int, default=d.folds,
+                        help="k of the stratified k-fold cross-validation that scores a task with fewer than "
+                             "--cv-below non-test samples (train + validation pooled; the test split is never used)")
+    parser.add_argument("--cv-below", type=int, default=d.cv_below,
+                        help="cross-validate tasks with fewer non-test samples than this; 0: never (a file task "
+                             "with its own X_val is never cross-validated)")
     parser.add_argument("--timeout", type=_seconds, default=None,
                         help="seconds for the whole run: no trial starts after it (default: none)")
     parser.add_argument("--trial-timeout", type=_seconds, default=d.trial_timeout,
@@ -125,16 +135,17 @@ def search_main(argv: list[str] | None = None) -> int:
     from nas.search.run import run_search
 
     args = _search_parser().parse_args(argv)
-    config = SearchConfig(
-        trials=args.trials, task=args.task, space=args.space, study=args.study, storage=args.storage,
-        sampler=args.sampler, pruner=args.pruner, max_epochs=args.max_epochs, timeout=args.timeout,
-        trial_timeout=args.trial_timeout, memory_gb=args.memory_gb, seed=args.seed, device=args.device,
-        allow_space_change=args.allow_space_change, quiet=args.quiet, results_dir=args.results,
-        jobs=args.jobs, devices=args.devices, objectives=args.objectives or (), portfolio=not args.no_portfolio,
-    )
     resume = f"python {sys.argv[0] if argv is None else 'scripts/search.py'} " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     try:
+        config = SearchConfig(
+            trials=args.trials, task=args.task, space=args.space, study=args.study, storage=args.storage,
+            sampler=args.sampler, pruner=args.pruner, max_epochs=args.max_epochs, timeout=args.timeout,
+            trial_timeout=args.trial_timeout, memory_gb=args.memory_gb, seed=args.seed, device=args.device,
+            allow_space_change=args.allow_space_change, quiet=args.quiet, results_dir=args.results,
+            jobs=args.jobs, devices=args.devices, objectives=args.objectives or (), portfolio=not args.no_portfolio,
+            min_examples=args.min_examples, folds=args.folds, cv_below=args.cv_below,
+        )
         outcome = run_search(config)
     except ValueError as err:
         print(f"search.py: error: {err}", file=sys.stderr)

@@ -73,10 +73,11 @@ def test_help_lists_every_flag_with_its_default(capsys):
     assert done.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     for flag in ("--trials", "--task", "--space", "--study", "--storage", "--sampler", "--pruner", "--max-epochs",
-                 "--timeout", "--trial-timeout", "--seed", "--device", "--allow-space-change", "--quiet"):
+                 "--timeout", "--trial-timeout", "--seed", "--device", "--allow-space-change", "--quiet",
+                 "--min-examples", "--folds", "--cv-below"):
         assert flag in text
     for default in ("(default: 200)", "(default: digits)", "(default: default)", "(default: tpe)",
-                    "(default: hyperband)", "(default: 8)", "(default: 0)", "(default: auto)",
+                    "(default: hyperband)", "(default: 4000)", "(default: 5)", "(default: 1000)", "(default: 0)", "(default: auto)",
                     "sqlite:///results/<study>.db", "default, example, timeseries, tiny"):
         assert default in text, default
 

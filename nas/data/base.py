@@ -67,6 +67,7 @@ class Task:
     metric: str
     classes: tuple[str, ...] | None
     seed: int
+    val_given: bool = False  # the user's data brought its own validation split: use it as given, never re-split
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}

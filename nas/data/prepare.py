@@ -87,6 +87,7 @@ def continuous_task(
         _check_arrays(source, part)
     _check_features(source, raw)
     target = _target(source, raw)
+    val_given = "val" in raw
     if target == "classification":
         classes, ids = _encode(source, raw, classes)
         train_ids = ids["train"]
@@ -109,7 +110,7 @@ def continuous_task(
         target=target,
     )
     metric = "accuracy" if target == "classification" else "mse"
-    return Task(name, splits["train"], splits["val"], splits["test"], spec, metric, classes, seed)
+    return Task(name, splits["train"], splits["val"], splits["test"], spec, metric, classes, seed, val_given)
 
 
 def _hold_out_val(

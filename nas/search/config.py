@@ -24,7 +24,10 @@ class SearchConfig:
     storage: str | None = None
     sampler: str = "tpe"
     pruner: str = "hyperband"
-    max_epochs: int = 8
+    max_epochs: int | None = None  # None: scaled to the data (see nas.search.budget); a number is final
+    min_examples: int = 4000  # training examples every candidate may see at least (small sets get more epochs)
+    folds: int = 5  # k of the cross-validation that scores small data
+    cv_below: int = 1000  # a task with fewer non-test samples is cross-validated; 0: never
     timeout: float | None = None  # seconds for the whole search; no trial starts after it
     trial_timeout: float | None = 600.0  # seconds of training per trial: no candidate holds the whole search
     memory_gb: float | None = None  # memory one trial may use; None: 80% of what the device has free, per worker
@@ -39,10 +42,14 @@ class SearchConfig:
     portfolio: bool = True  # a new study first runs the space's portfolio of known-good candidates
 
     def __post_init__(self) -> None:
-        for name in ("trials", "max_epochs", "jobs"):
+        for name, low in (("trials", 1), ("max_epochs", 1), ("jobs", 1), ("min_examples", 1), ("folds", 2),
+                          ("cv_below", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be an integer >= 1")
+            if name == "max_epochs" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                why = " (one fold is no cross-validation; --cv-below 0 turns it off)" if name == "folds" else ""
+                raise ValueError(f"{name}={value!r} must be an integer >= {low}{why}")
         for name in ("timeout", "trial_timeout"):
             value = getattr(self, name)
             if value is not None and not value > 0:

@@ -13,6 +13,8 @@ from typing import IO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.data import Task
+from nas.search.budget import Budget
 from nas.search.config import SearchConfig
 from nas.search.curve_pruning import CurvePruning
 from nas.search.failures import FailureLimit
@@ -29,15 +31,16 @@ WAIT_SECONDS = 0.25  # between looks at the storage while other workers finish t
 
 def run_trials(study: optuna.Study, storage: optuna.storages.BaseStorage, space: SearchSpace, trainer: Trainer,
                config: SearchConfig, existing: list, out: IO[str], bar: bool = True,
-               curves: CurvePruning | None = None) -> str:
+               curves: CurvePruning | None = None, budget: Budget | None = None, task: Task | None = None) -> str:
     """Run trials in this process until the study holds ``config.trials`` finished ones; returns the status:
-    ``done``, ``interrupted`` or ``failing``. ``curves`` prunes a multi-objective study."""
+    ``done``, ``interrupted`` or ``failing``. ``curves`` prunes a multi-objective study. ``budget`` (default:
+    planned from ``task``) sets each trial's epochs, batch cap and folds; cross-validation needs ``task``."""
     progress = Progress(config.trials, existing, trainer.larger_is_better, config.quiet, out, bar=bar)
     deadline = None if config.timeout is None else time.monotonic() + config.timeout
     status = "done"
     with InterruptGuard() as guard:
         objective = Objective(space, trainer, config, guard, storage, objectives=tuple(study.metric_names or ()),
-                              curves=curves)
+                              curves=curves, budget=budget, task=task)
         failures = FailureLimit(lambda: objective.seen, first=len(existing))
         callbacks = [progress, failures, guard.stop_if_pending, _stop_when_claimed(config.trials, objective)]
         try:

@@ -20,8 +20,11 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.data import Task
+from nas.data.folds import cv_folds
 from nas.models.measure import COSTS, count_flops, count_parameters, measure_latency
 from nas.models.model import build_model
+from nas.search.budget import Budget, plan_budget
 from nas.search.config import SearchConfig
 from nas.search.curve_pruning import CurvePruning
 from nas.search.duplicates import copy_result, find_original
@@ -33,6 +36,7 @@ from nas.search.progress import FINISHED
 from nas.search.record import ARCH, BEST_VAL, REASON, RESULT, RETRY_OF, SUMMARY, TEST
 from nas.search.space import SearchSpace
 from nas.search.study import trial_seed
+from nas.training.cross_validation import fit_folds
 from nas.training.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from nas.training.memory import GIB, PROBE_SAMPLES, available_bytes, fit_batch, measure_memory_need
 from nas.training.trainer import FitResult, Trainer, TrainConfig
@@ -60,10 +64,16 @@ class Objective:
 
     def __init__(self, space: SearchSpace, trainer: Trainer, config: SearchConfig, guard: InterruptGuard,
                  storage: optuna.storages.BaseStorage, objectives: tuple[str, ...] = (),
-                 curves: CurvePruning | None = None):
+                 curves: CurvePruning | None = None, budget: Budget | None = None, task: Task | None = None):
         self.space, self.trainer, self.config, self.guard, self.storage = space, trainer, config, guard, storage
         self.objectives = objectives or (trainer.metric,)
         self.curves = curves
+        if budget is None and task is None:
+            raise ValueError("the objective needs the task or its budget")
+        self.budget = budget or plan_budget(task, config)
+        if self.budget.folds and task is None:
+            raise ValueError(f"a {self.budget.folds}-fold budget needs the task to cut the folds from")
+        self.folds = cv_folds(task, self.budget.folds, seed=config.seed) if self.budget.folds else None
         self.last_result: FitResult | None = None
         self.seen: list[FrozenTrial] = []  # the study as the current trial read it when it started
         self.memory_allowed: int | None = None  # bytes a trial may use, fixed at the first trial
@@ -77,10 +87,15 @@ class Objective:
                 raise SurplusTrial(f"trial {trial.number} is beyond the {self.config.trials} trials asked for")
             spec, train = self.space.sample(trial, self.trainer.input_spec)
             seed = trial_seed(self.config.seed, trial.number)
-            train = replace(train, max_epochs=self.config.max_epochs, time_limit=self.config.trial_timeout, seed=seed)
+            sampled_batch = train.batch_size
+            train = replace(train, max_epochs=self.budget.epochs, batch_size=self.budget.batch(sampled_batch),
+                            time_limit=self.config.trial_timeout, seed=seed)
             trial.set_user_attr(ARCH, spec.to_json())
             trial.set_user_attr(SUMMARY, spec.summary())
-            setup = {"train": asdict(train), "seed": seed, "device": str(self.trainer.device)}
+            setup = {"train": asdict(train), "seed": seed, "device": str(self.trainer.device),
+                     "budget": self.budget.to_dict()}
+            if sampled_batch != train.batch_size:
+                setup["batch_sampled"] = sampled_batch  # capped: an epoch of a small set takes several steps
             original = find_original(self.seen, spec.to_json(), setup["train"])
             if original is not None:  # trained already: take its result instead of training again
                 copy_result(trial, original)
@@ -107,14 +122,19 @@ class Objective:
     def _train(self, trial: optuna.Trial, spec, train, setup: dict[str, Any],
                report: Callable[[float, int], bool]) -> float | list[float]:
         checkpoint = checkpoint_path(self.config.results_dir, trial.study.study_name, trial.number)
-        resume, previous = self._resume(trial, report, setup)
+        resume, previous = (None, []) if self.folds else self._resume(trial, report, setup)
+        on_epoch = lambda epoch, value: report(value, epoch)  # noqa: E731
         try:
             with self.guard.interruptible():
                 model = build_model(spec, self.trainer.input_spec, seed=setup["seed"])
                 cost = self._measure(model)
                 train = self._within_memory(model, train, setup)
-                result = self.trainer.fit(model, train, on_epoch=lambda epoch, value: report(value, epoch),
-                                          resume=resume, on_checkpoint=_every(CHECKPOINT_SECONDS, checkpoint))
+                if self.folds:  # small data: the mean of k folds trained in step; a retry starts afresh
+                    result = fit_folds(self.folds, lambda: build_model(spec, self.trainer.input_spec, seed=setup["seed"]),
+                                       train, self.trainer.device, on_epoch=on_epoch)
+                else:
+                    result = self.trainer.fit(model, train, on_epoch=on_epoch, resume=resume,
+                                              on_checkpoint=_every(CHECKPOINT_SECONDS, checkpoint))
         except KeyboardInterrupt:
             trial.set_user_attr(REASON, "interrupted")
             raise
@@ -125,7 +145,10 @@ class Objective:
             remove_checkpoints(checkpoint, *previous)
         self.last_result = result
         setup.update(val_history=result.val_history, best_epoch=result.best_epoch, epochs=result.epochs,
-                     train_seconds=result.train_seconds)
+                     train_seconds=result.train_seconds, steps=result.steps)
+        if result.fold_metrics is not None:
+            setup["cv"] = {"folds": len(result.fold_metrics), "std": result.val_std, "values": result.fold_metrics,
+                           "tests": result.fold_tests}
         trial.set_user_attr(RESULT, setup)
         flat = {BEST_VAL: result.best_metric, TEST: result.test_metric, **cost}
         if result.stop_reason:

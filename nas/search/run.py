@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from nas.data import Task, load_task
 from nas.search.config import SearchConfig, SearchOutcome, default_study_name
+from nas.search.budget import plan_budget
 from nas.search.failures import failing_message
 from nas.search.heartbeat import fail_stale
 from nas.search.interrupt import InterruptGuard
@@ -38,6 +39,7 @@ def run_search(config: SearchConfig, out: IO[str] | None = None) -> SearchOutcom
     space = load_space(config.space)
     devices = assign_devices(config.devices, config.jobs, config.device)
     task = load_task(config.task, seed=config.seed, cache_dir=Path(config.results_dir) / "cache")
+    plan_budget(task, config)  # a fold count the task cannot give is refused before the storage is opened
     goals = search_objectives(config.objectives, task.name, task.metric)
     name = config.study or default_study_name(task.name, space.name)
     url = config.storage or default_url(config.results_dir, name)
@@ -68,14 +70,16 @@ def _search_in(storage: optuna.storages.BaseStorage, config: SearchConfig, space
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own line per trial replaces Optuna's
     larger_is_better = maximize(task.metric)
-    study = load_search_study(config, name, storage, larger_is_better, worker_seed(config.seed, len(existing), 0), goals)
+    budget = plan_budget(task, config)
+    study = load_search_study(config, name, storage, larger_is_better, worker_seed(config.seed, len(existing), 0),
+                              budget, goals)
     for key, value in wanted.items():
         if stored is None or stored.get(key) != value:
             study.set_user_attr(key, value)
     where = devices[0] if config.jobs == 1 else f"{config.jobs} workers on {', '.join(sorted(set(devices)))}"
     print(f"study {name!r} in {url}: {finished} of {config.trials} trials finished; task {task.name} "
           f"({task.metric}), space {space.name} ({space.hash()}), device {where}, "
-          f"sampler {config.sampler}, pruner {config.pruner}, max {config.max_epochs} epochs"
+          f"sampler {config.sampler}, pruner {config.pruner}; {budget.describe()}"
           + (f", objectives {','.join(goals)}" if len(goals) > 1 else ""), file=out)
     if note := crowding(devices):
         print(note, file=out)
@@ -84,14 +88,16 @@ def _search_in(storage: optuna.storages.BaseStorage, config: SearchConfig, space
         enqueue_portfolio(study, entries)
         print(f"portfolio first: {', '.join(name for name, _ in entries)}", file=out)
     fail_stale(study, storage, existing)  # a trial its dead worker left RUNNING, with no heartbeat for the grace period
-    curves = curve_pruning(config, study, storage, larger_is_better)
+    curves = curve_pruning(config, study, storage, larger_is_better, budget)
     trainer = Trainer(task, devices[0])
     if config.jobs == 1:
-        status = run_trials(study, storage, space, trainer, config, existing, out, curves=curves)
+        status = run_trials(study, storage, space, trainer, config, existing, out, curves=curves, budget=budget,
+                            task=task)
     else:
         with InterruptGuard():  # Ctrl-C reaches every worker; each stops after its trial in hand
             status = run_workers(config, name, url, devices, len(existing), out, inline=lambda: run_trials(
-                study, storage, space, trainer, config, existing, out, bar=False, curves=curves))
+                study, storage, space, trainer, config, existing, out, bar=False, curves=curves, budget=budget,
+                task=task))
     return _finish(study, config, status, larger_is_better, url, out)
 
 

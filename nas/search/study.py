@@ -13,6 +13,7 @@ import numpy as np
 import optuna
 
 from nas.models.measure import COSTS
+from nas.search.budget import Budget
 from nas.search.config import METRICS, SearchConfig
 from nas.search.curve_pruning import CurvePruning
 from nas.search.space import SearchSpace
@@ -39,9 +40,11 @@ def make_sampler(name: str, seed: int, workers: int = 1) -> optuna.samplers.Base
     return optuna.samplers.NSGAIISampler(seed=seed)
 
 
-def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, budget: Budget) -> optuna.pruners.BasePruner:
+    """Hyperband's resource is the epoch, from the budget's smallest rung to its largest."""
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=budget.min_epochs, max_resource=budget.epochs,
+                                              reduction_factor=3)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     return optuna.pruners.NopPruner()
@@ -84,7 +87,7 @@ def search_objectives(objectives: tuple[str, ...], task_name: str, metric: str) 
 
 
 def load_search_study(config: SearchConfig, name: str, storage: optuna.storages.BaseStorage, larger_is_better: bool,
-                      seed: int, objectives: tuple[str, ...] = ("accuracy",)) -> optuna.Study:
+                      seed: int, budget: Budget, objectives: tuple[str, ...] = ("accuracy",)) -> optuna.Study:
     """The study ``name`` (made if absent) with this search's sampler, seeded by ``seed``, and pruner.
 
     With several objectives the metric is maximised (or minimised, for mse) and
@@ -96,7 +99,7 @@ def load_search_study(config: SearchConfig, name: str, storage: optuna.storages.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = make_sampler(config.sampler, seed, workers=config.jobs)
-        pruner = optuna.pruners.NopPruner() if multi else make_pruner(config.pruner, config.max_epochs)
+        pruner = optuna.pruners.NopPruner() if multi else make_pruner(config.pruner, budget)
         study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True, sampler=sampler,
                                     pruner=pruner, directions=directions)
     if multi and study.metric_names is None:
@@ -105,11 +108,11 @@ def load_search_study(config: SearchConfig, name: str, storage: optuna.storages.
 
 
 def curve_pruning(config: SearchConfig, study: optuna.Study, storage: optuna.storages.BaseStorage,
-                  larger_is_better: bool) -> CurvePruning | None:
+                  larger_is_better: bool, budget: Budget) -> CurvePruning | None:
     """The pruning of a multi-objective study (on its metric's curve, by the pruner asked for); None otherwise."""
     if len(study.directions) == 1 or config.pruner == "none":
         return None
-    return CurvePruning(storage, study.study_name, make_pruner(config.pruner, config.max_epochs), larger_is_better)
+    return CurvePruning(storage, study.study_name, make_pruner(config.pruner, budget), larger_is_better)
 
 
 def worker_seed(seed: int, existing: int, worker: int) -> int:

@@ -108,6 +108,7 @@ def _work(config: Any, name: str, url: str, index: int, device: str, existing: i
     from nas.search.loop import run_trials
     from nas.search.space import load_space
     from nas.search.storage import open_storage
+    from nas.search.budget import plan_budget
     from nas.search.study import curve_pruning, load_search_study, worker_seed
     from nas.training.trainer import Trainer
 
@@ -117,13 +118,13 @@ def _work(config: Any, name: str, url: str, index: int, device: str, existing: i
     stored = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
     space = load_space(config.space).renamed_against(stored.get("space_origin", stored["space_content"]))
     task = load_task(config.task, seed=config.seed, cache_dir=Path(config.results_dir) / "cache")
-    trainer = Trainer(task, device)
+    trainer, budget = Trainer(task, device), plan_budget(task, config)
     objectives = tuple(stored.get("objectives", [task.metric]))
     study = load_search_study(config, name, storage, trainer.larger_is_better, worker_seed(config.seed, existing, index),
-                              objectives)
-    curves = curve_pruning(config, study, storage, trainer.larger_is_better)
+                              budget, objectives)
+    curves = curve_pruning(config, study, storage, trainer.larger_is_better, budget)
     status = run_trials(study, storage, space, trainer, config, study.get_trials(deepcopy=False), sys.stdout,
-                        bar=False, curves=curves)
+                        bar=False, curves=curves, budget=budget, task=task)
     sys.stdout.flush()
     sys.stderr.flush()
     # Every result is committed; skip the interpreter's teardown of torch and its libraries.

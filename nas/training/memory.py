@@ -80,8 +80,8 @@ def fit_batch(need: MemoryNeed, batch_size: int, allowed: int, min_batch: int = 
     while need.at(batch) > allowed and batch // 2 >= min(min_batch, batch_size):
         batch //= 2
     if need.at(batch) > allowed:
-        raise MemoryBudgetError(f"memory: needs ~{need.at(batch) / GIB:.2f} GiB to train at batch {batch}, "
-                                f"{allowed / GIB:.2f} GiB allowed")
+        raise MemoryBudgetError(f"memory: needs ~{_size(need.at(batch))} to train at batch {batch}, "
+                                f"{_size(allowed)} allowed")
     return batch
 
 
@@ -95,6 +95,14 @@ def available_bytes(device: torch.device) -> int:
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _size(count: float) -> str:
+    """Bytes in the largest unit they fill, so that a small cap never reads as 0.00 GiB."""
+    for unit, size in (("GiB", GIB), ("MiB", 2**20)):
+        if count >= size:
+            return f"{count / size:.{2 if unit == 'GiB' else 1}f} {unit}"
+    return f"{count / 1024:.1f} KiB"
 
 
 __all__ = ["GIB", "MIN_BATCH", "PROBE_SAMPLES", "MemoryBudgetError", "MemoryNeed", "available_bytes", "fit_batch",

@@ -65,6 +65,17 @@ class FitResult:
     stop_reason: str | None = None  # None: ran every epoch
     pruned: bool = False
     train_seconds: float = 0.0
+    steps: int = 0  # optimiser steps taken (over every fold when cross-validated)
+    fold_metrics: list[float] | None = None  # cross-validation: each fold's value at the best mean epoch
+    fold_tests: list[float] | None = None  # cross-validation: each fold model's test value at that epoch
+
+    @property
+    def val_std(self) -> float | None:
+        """Spread of the folds at the best mean epoch (population std); None without cross-validation."""
+        if not self.fold_metrics:
+            return None
+        mean = sum(self.fold_metrics) / len(self.fold_metrics)
+        return math.sqrt(sum((v - mean) ** 2 for v in self.fold_metrics) / len(self.fold_metrics))
 
     @property
     def epochs(self) -> int:
@@ -149,73 +160,107 @@ class Trainer:
         go on; ``fit(..., resume=state)`` goes on from it as if never stopped.
         """
         torch.manual_seed(config.seed)  # dropout draws from the global generator
-        shuffle = torch.Generator().manual_seed(config.seed)
-        model.to(self.device).train()
-        optimizer = make_optimizer(model, config, self.device)
-        steps = config.max_epochs * math.ceil(len(self.train) / config.batch_size)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, config.warmup))
+        run = Session(self, model, config)
         result = FitResult(self.metric)
-        first = 1 if resume is None else self._restore(resume, model, optimizer, schedule, shuffle, result, self.device)
+        first = 1 if resume is None else run.restore(resume, result)
         start = time.perf_counter()
+        deadline = None if config.time_limit is None else start + config.time_limit
         for epoch in range(first, config.max_epochs + 1):
             epoch_start = time.perf_counter()
-            order = torch.randperm(len(self.train), generator=shuffle).to(self.device)
-            loss_sum = torch.zeros((), device=self.device)
-            for x, mask, y in self.batches(self.train, order, config.batch_size):
-                with self.autocast():
-                    loss = self.loss(model(x, mask), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                schedule.step()
-                loss_sum += loss.detach()
-                if config.time_limit is not None and time.perf_counter() - start > config.time_limit:
-                    result.stop_reason = f"time limit of {config.time_limit:g}s reached in epoch {epoch}"
-                    break
+            loss, timed_out = run.train_epoch(deadline)
+            if timed_out:
+                result.stop_reason = f"time limit of {config.time_limit:g}s reached in epoch {epoch}"
             value = self.evaluate(model, self.val)
             result.epoch_seconds.append(time.perf_counter() - epoch_start)
-            if not (math.isfinite(float(loss_sum)) and math.isfinite(value)):
+            if not (math.isfinite(loss) and math.isfinite(value)):
                 result.stop_reason, result.pruned = f"non-finite loss or {self.metric} in epoch {epoch}", True
                 break
             result.val_history.append(value)
             if self.improves(value, result.best_metric):
                 result.best_metric, result.best_epoch = value, epoch
-                result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                result.best_state = snapshot(model)
             if on_epoch is not None and on_epoch(epoch, value):
                 result.stop_reason, result.pruned = f"pruned after epoch {epoch}", True
                 break
             if result.stop_reason is not None:
                 break
             if on_checkpoint is not None and epoch < config.max_epochs:
-                on_checkpoint({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": schedule.state_dict(), "rng": torch.get_rng_state(),
-                               "device_rng": _device_rng(self.device), "shuffle": shuffle.get_state(),
-                               "val_history": result.val_history, "epoch_seconds": result.epoch_seconds,
-                               "best_epoch": result.best_epoch, "best_metric": result.best_metric,
-                               "best_state": result.best_state})
+                on_checkpoint(run.checkpoint(epoch, result))
         result.train_seconds = time.perf_counter() - start
+        result.steps = run.steps
         if result.best_state is not None:
             model.load_state_dict(result.best_state)
             result.test_metric = self.evaluate(model, self.test)
         return result
 
 
-    @staticmethod
-    def _restore(state: dict, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any,
-                 shuffle: torch.Generator, result: FitResult, device: torch.device) -> int:
+class Session:
+    """One model in training: its optimiser, learning-rate schedule and shuffling, an epoch at a time, so that
+    several models (the folds of a cross-validation) can train in step and be judged on their mean curve.
+
+    The schedule spans ``config.max_epochs`` epochs of this trainer's train split: the budget the run may reach.
+    """
+
+    def __init__(self, trainer: Trainer, model: nn.Module, config: TrainConfig):
+        self.trainer, self.model, self.config = trainer, model, config
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        model.to(trainer.device).train()
+        self.optimizer = make_optimizer(model, config, trainer.device)
+        self.steps_per_epoch = math.ceil(len(trainer.train) / config.batch_size)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(config.max_epochs * self.steps_per_epoch, config.warmup))
+        self.steps = 0
+
+    def train_epoch(self, deadline: float | None = None) -> tuple[float, bool]:
+        """One pass over the train split in a fresh order; returns the summed loss and whether ``deadline``
+        (a ``time.perf_counter()`` value) passed, which ends the epoch early."""
+        trainer, model, config = self.trainer, self.model, self.config
+        model.train()
+        order = torch.randperm(len(trainer.train), generator=self.shuffle).to(trainer.device)
+        loss_sum = torch.zeros((), device=trainer.device)
+        for x, mask, y in trainer.batches(trainer.train, order, config.batch_size):
+            with trainer.autocast():
+                loss = trainer.loss(model(x, mask), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            self.optimizer.step()
+            self.schedule.step()
+            self.steps += 1
+            loss_sum += loss.detach()
+            if deadline is not None and time.perf_counter() > deadline:
+                return float(loss_sum), True
+        return float(loss_sum), False
+
+    def checkpoint(self, epoch: int, result: FitResult) -> dict:
+        """Everything needed to go on after ``epoch`` as if never stopped."""
+        return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.schedule.state_dict(), "rng": torch.get_rng_state(),
+                "device_rng": _device_rng(self.trainer.device), "shuffle": self.shuffle.get_state(),
+                "val_history": result.val_history, "epoch_seconds": result.epoch_seconds,
+                "best_epoch": result.best_epoch, "best_metric": result.best_metric,
+                "best_state": result.best_state, "steps": self.steps}
+
+    def restore(self, state: dict, result: FitResult) -> int:
         """Load a checkpoint's states into the run; returns the epoch to go on with."""
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["scheduler"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         saved = state.get("device_rng")  # absent from checkpoints of older versions
+        device = self.trainer.device
         if device.type == "cuda" and saved is not None and saved.numel():
             torch.cuda.set_rng_state(saved, device)
-        shuffle.set_state(state["shuffle"])
+        self.shuffle.set_state(state["shuffle"])
         result.val_history, result.epoch_seconds = list(state["val_history"]), list(state["epoch_seconds"])
         result.best_epoch, result.best_metric, result.best_state = state["best_epoch"], state["best_metric"], state["best_state"]
+        self.steps = int(state.get("steps", int(state["epoch"]) * self.steps_per_epoch))
         return int(state["epoch"]) + 1
+
+
+def snapshot(model: nn.Module) -> dict[str, Tensor]:
+    """A copy of the weights that later steps leave alone."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _load_lazy_imports() -> None:
@@ -257,4 +302,4 @@ def warmup_cosine(steps: int, warmup: float) -> Callable[[int], float]:
     return factor
 
 
-__all__ = ["FitResult", "TrainConfig", "Trainer", "make_optimizer", "maximize", "warmup_cosine"]
+__all__ = ["FitResult", "Session", "TrainConfig", "Trainer", "make_optimizer", "maximize", "snapshot", "warmup_cosine"]

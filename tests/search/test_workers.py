@@ -17,6 +17,7 @@ import nas.search.workers
 from nas.cli import search_main
 from nas.search.space import load_space
 from nas.search.config import SearchConfig
+from nas.search.budget import plan_budget
 from nas.search.study import StudyError, load_search_study
 from nas.search.storage import open_storage
 from nas.search.loop import run_trials
@@ -117,16 +118,17 @@ def test_a_trial_reads_the_study_once_and_writes_few_attributes(tmp_path, monkey
     """Every storage call costs every worker on the storage, so the objective's checks (surplus, duplicates, stale
     trials, best weights, the loop's stop and failure checks) share one read of the study per trial."""
     config = SearchConfig(space="tiny", trials=4, max_epochs=2, pruner="none", results_dir=str(tmp_path), quiet=True)
-    trainer = Trainer(load_task("digits", seed=0, cache_dir=tmp_path / "cache"), "cpu")
+    task = load_task("digits", seed=0, cache_dir=tmp_path / "cache")
+    trainer, budget = Trainer(task, "cpu"), plan_budget(task, config)
     storage = open_storage(f"sqlite:///{tmp_path}/c.db")
-    study = load_search_study(config, "c", storage, trainer.larger_is_better, seed=0)
+    study = load_search_study(config, "c", storage, trainer.larger_is_better, seed=0, budget=budget)
     reads, writes = [], []
     real_read, real_write = optuna.Study.get_trials, optuna.Trial.set_user_attr
     monkeypatch.setattr(optuna.Study, "get_trials", lambda self, *a, **k: reads.append(1) or real_read(self, *a, **k))
     monkeypatch.setattr(optuna.Trial, "set_user_attr",
                         lambda self, key, value: writes.append(key) or real_write(self, key, value))
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    status = run_trials(study, storage, load_space("tiny"), trainer, config, [], io.StringIO(), bar=False)
+    status = run_trials(study, storage, load_space("tiny"), trainer, config, [], io.StringIO(), bar=False, budget=budget)
     read_count = len(reads)
     assert status == "done" and len(study.trials) == 4
     assert read_count <= 4 + 2  # one per trial, and the loop's look before the first and after the last

@@ -1,0 +1,79 @@
+"""k-fold cross-validation of one candidate: the folds train in step, one epoch each in turn, so that the
+pruner and the choice of the best epoch see the mean fold curve as it grows, not one fold's noise.
+
+>>> result = fit_folds(cv_folds(task, 5, seed=0), lambda: build_model(spec, task.input_spec, seed=0), config)
+>>> result.best_metric, result.val_std, result.best_epoch
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+
+from nas.data import Task
+from nas.training.trainer import FitResult, Session, TrainConfig, Trainer, snapshot
+
+
+def fit_folds(folds: list[Task], make_model: Callable[[], nn.Module], config: TrainConfig, device: str = "auto",
+              on_epoch: Callable[[int, float], bool] | None = None) -> FitResult:
+    """Train a fresh ``make_model()`` on each fold for ``config.max_epochs`` epochs, in step.
+
+    After each epoch ``on_epoch(epoch, mean)`` sees the mean validation value over the folds and may stop the
+    run (pruned). The result's curve is that mean; its best epoch is the best of the mean curve, with each
+    fold's value there in ``fold_metrics`` and each fold model's test value there in ``fold_tests``
+    (``test_metric`` is their mean). ``best_state`` holds the first fold's weights at that epoch.
+    ``config.time_limit`` bounds all folds together. Not resumable: a retry trains from the start.
+    """
+    if len(folds) < 2:
+        raise ValueError(f"folds={len(folds)} must be at least 2")
+    torch.manual_seed(config.seed)  # the same initial weights and dropout stream on every rerun
+    trainers = [Trainer(fold, device) for fold in folds]
+    runs = [Session(trainer, make_model(), config) for trainer in trainers]
+    result = FitResult(trainers[0].metric)
+    best_states: list[dict[str, torch.Tensor]] = []
+    start = time.perf_counter()
+    deadline = None if config.time_limit is None else start + config.time_limit
+    for epoch in range(1, config.max_epochs + 1):
+        epoch_start = time.perf_counter()
+        values, finite = [], True
+        for run in runs:
+            loss, timed_out = run.train_epoch(deadline)
+            value = run.trainer.evaluate(run.model, run.trainer.val)
+            finite = finite and math.isfinite(loss) and math.isfinite(value)
+            values.append(value)
+            if timed_out:
+                result.stop_reason = f"time limit of {config.time_limit:g}s reached in epoch {epoch}"
+                break
+        result.epoch_seconds.append(time.perf_counter() - epoch_start)
+        if not finite:
+            result.stop_reason, result.pruned = f"non-finite loss or {result.metric} in epoch {epoch}", True
+            break
+        if len(values) < len(runs):  # out of time before every fold finished this epoch: it does not count
+            break
+        mean = sum(values) / len(values)
+        result.val_history.append(mean)
+        if trainers[0].improves(mean, result.best_metric):
+            result.best_metric, result.best_epoch, result.fold_metrics = mean, epoch, values
+            best_states = [snapshot(run.model) for run in runs]
+        if on_epoch is not None and on_epoch(epoch, mean):
+            result.stop_reason, result.pruned = f"pruned after epoch {epoch}", True
+            break
+        if result.stop_reason is not None:
+            break
+    result.train_seconds = time.perf_counter() - start
+    result.steps = sum(run.steps for run in runs)
+    if best_states:
+        result.fold_tests = []
+        for run, state in zip(runs, best_states):
+            run.model.load_state_dict(state)
+            result.fold_tests.append(run.trainer.evaluate(run.model, run.trainer.test))
+        result.test_metric = sum(result.fold_tests) / len(result.fold_tests)
+        result.best_state = best_states[0]
+    return result
+
+
+__all__ = ["fit_folds"]

@@ -1,0 +1,50 @@
+"""A search on small data scores each candidate by k-fold cross-validation and records the folds."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import optuna
+import pytest
+
+from nas.cli import search_main
+from nas.search.config import SearchConfig
+from nas.search.record import BEST_VAL, result_of
+from nas.search.run import run_search
+
+
+def small_file(tmp_path, n: int = 40) -> str:
+    """Two classes of 8-step series, told apart by the sign of their mean; 10 test series."""
+    rng = np.random.default_rng(0)
+    y = np.arange(n + 10) % 2
+    x = rng.normal(size=(n + 10, 8, 1)) + np.where(y, 1.0, -1.0)[:, None, None]
+    np.savez(tmp_path / "small.npz", X_train=x[:n], y_train=y[:n], X_test=x[n:], y_test=y[n:])
+    return f"file:{tmp_path / 'small.npz'}"
+
+
+def test_small_data_is_scored_by_the_mean_of_five_folds(tmp_path):
+    out = io.StringIO()
+    outcome = run_search(SearchConfig(task=small_file(tmp_path), space="tiny", trials=2, min_examples=64,
+                                      pruner="none", study="cv", results_dir=str(tmp_path), quiet=True), out=out)
+    assert outcome.status == "done" and "5-fold cross-validation" in out.getvalue()
+    for trial in optuna.load_study(study_name="cv", storage=outcome.storage).trials:
+        record = result_of(trial)
+        cv = record["cv"]
+        assert cv["folds"] == 5 and len(cv["values"]) == 5 and len(cv["tests"]) == 5
+        assert trial.user_attrs[BEST_VAL] == pytest.approx(np.mean(cv["values"])) == trial.value
+        assert cv["std"] == pytest.approx(np.std(cv["values"]))
+        assert record["budget"] == {"epochs": 8, "min_epochs": 1, "train_samples": 32, "max_batch": 8, "folds": 5}
+        assert record["train"]["batch_size"] == 8 and record["steps"] == 8 * 5 * 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--folds", "1"], "search.py: error: folds=1 must be an integer >= 2"),
+    (["--folds", "21"], "search.py: error: folds=21 is more than the 20 samples of class '0'"),
+])
+def test_a_fold_count_the_data_cannot_give_is_one_line_and_touches_nothing(tmp_path, capsys, argv, message):
+    code = search_main(["--task", small_file(tmp_path), "--space", "tiny", "--trials", "1", "--results",
+                        str(tmp_path / "results"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(message) and err.count("\n") == 1
+    assert not list((tmp_path / "results").glob("*.db"))
