@@ -232,36 +232,59 @@ def export_main(argv: list[str] | None = None) -> int:
     """``scripts/export.py``: write arch.json, model.safetensors, metrics.json and MODEL.md of one trial."""
     from nas.search.kept_weights import study_dir
     from nas.results.export import export_trial
+    from nas.results.final import SEEDS, TOP_K
     from nas.results.study import open_study, resolve_study
 
     parser = _Parser(prog="export.py",
-                     description="Export a trial as a folder that load_model rebuilds: the best by default.")
+                     description="Export the final model as a folder that load_model rebuilds: by default the top "
+                                 "candidates are rescored on validation and the winner retrained on train + "
+                                 "validation with several seeds.")
     _study_arguments(parser)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--trial", metavar="N", type=int, default=None,
-                       help="trial number to export (a Pareto point for multi-objective studies)")
+                       help="trial number to export (a Pareto point for multi-objective studies); the final "
+                            "model then retrains only this candidate")
     which.add_argument("--best", action="store_true",
                        help="the best trial (the default; for multi-objective studies the most accurate Pareto point)")
-    parser.add_argument("--retrain-epochs", metavar="E", type=_positive_int, default=None,
-                        help="retrain the spec on train + validation for E epochs instead of using the kept weights")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--search-weights", action="store_true",
+                         help="export the weights the search kept for the trial, with no retraining")
+    weights.add_argument("--retrain-epochs", metavar="E", type=_positive_int, default=None,
+                         help="retrain the trial once on train + validation for exactly E epochs")
+    parser.add_argument("--top-k", metavar="K", type=_positive_int, default=TOP_K,
+                        help=f"final model: candidates rescored on validation, best first (default: {TOP_K})")
+    parser.add_argument("--final-seeds", metavar="S", type=_positive_int, default=SEEDS,
+                        help=f"final model: seeds each candidate is rescored and the winner retrained with "
+                             f"(default: {SEEDS})")
     parser.add_argument("--out", metavar="DIR", type=Path, default=None, help="export folder (default: <results>/<study>/best)")
     parser.add_argument("--force", action="store_true", help="replace an export already in --out")
     parser.add_argument("--device", default="auto",
                         help="auto (default), cpu, cuda, cuda:N or mps: where the test metric is measured and retraining runs")
     args = parser.parse_args(argv)
+    final = not (args.search_weights or args.retrain_epochs)
     try:
         name, url = resolve_study(args.study, args.storage, args.results)
         study = open_study(name, url)
         out = args.out or study_dir(args.results, name) / "best"
-        result = export_trial(study, out, trial=args.trial, results_dir=args.results,
-                              retrain_epochs=args.retrain_epochs, force=args.force, device=args.device, storage_url=url)
+        if final:
+            print(f"final model: rescoring the top {args.top_k} candidates of study {name!r} on validation and "
+                  f"retraining the winner on train + validation with {args.final_seeds} seeds "
+                  f"(--search-weights skips this)", flush=True)
+        result = export_trial(study, out, trial=args.trial, results_dir=args.results, final=final, top_k=args.top_k,
+                              seeds=args.final_seeds, retrain_epochs=args.retrain_epochs, force=args.force,
+                              device=args.device, storage_url=url, progress=lambda line: print(line, flush=True))
     except ValueError as err:
         print(f"export.py: error: {err}", file=sys.stderr)
         return 2
     m = result.metrics
     val = "-" if m["val"] is None else f"{m['val']:.4f}"
     print(f"exported trial {result.trial} of study {name!r} to {out}: {m['summary']}")
-    print(f"validation {m['metric']} {val}, test {m['metric']} {m['test']:.4f}, {m['params']:,} parameters")
+    if "final" in m:
+        f = m["final"]
+        print(f"test {m['metric']} {f['test_mean']:.4f} ± {f['test_std']:.4f} over {len(f['seeds'])} seeds "
+              f"(retrained {f['epochs']} epochs on {f['merged_samples']} samples), {m['params']:,} parameters")
+    else:
+        print(f"validation {m['metric']} {val}, test {m['metric']} {m['test']:.4f}, {m['params']:,} parameters")
     print(f"load it with: from nas import load_model; model = load_model({str(out)!r})")
     return 0
 

@@ -25,8 +25,12 @@ DEFAULT_FOLDS = 5
 
 
 def pool(task: Task) -> Split:
-    """Train then validation, as one split; a missing mask or length means every step is real."""
-    a, b = task.train, task.val
+    """Train then validation, as one split: what cross-validation cuts and the final model trains on."""
+    return merge_splits(task.train, task.val)
+
+
+def merge_splits(a: Split, b: Split) -> Split:
+    """One split holding ``a`` then ``b``; a missing mask or length means every step is real."""
 
     def full(split: Split, name: str) -> torch.Tensor:
         value = getattr(split, name)
@@ -78,4 +82,4 @@ def _take(split: Split, idx: np.ndarray) -> Split:
     return Split(*(None if t is None else t[index] for t in (split.x, split.y, split.mask, split.lengths)))
 
 
-__all__ = ["CV_BELOW", "DEFAULT_FOLDS", "check_folds", "cv_folds", "pool", "stratified"]
+__all__ = ["CV_BELOW", "DEFAULT_FOLDS", "check_folds", "cv_folds", "merge_splits", "pool", "stratified"]

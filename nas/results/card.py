@@ -81,9 +81,14 @@ def model_card(spec: ArchSpec, input_spec: InputSpec, metrics: dict[str, Any]) -
     """``MODEL.md`` for an export whose ``metrics.json`` holds ``metrics``."""
     metric = metrics["metric"]
     retrained = metrics.get("val") is None
+    final = metrics.get("final")
+    test = _num(metrics.get("test"))
+    if final:
+        n = len(final["seeds"])
+        test = f"{final['test_mean']:.4f} ± {final['test_std']:.4f} (mean ± std over {n} seeds)"
     rows = [
         (f"validation {metric}", "- (trained on the validation data)" if retrained else _num(metrics["val"])),
-        (f"test {metric}", _num(metrics.get("test"))),
+        (f"test {metric}", test),
         ("parameters", _num(metrics.get("params"))),
         ("forward FLOPs, one sample", _num(metrics.get("flops"))),
         (f"latency, one sample, {metrics.get('device')}", f"{_num(metrics.get('latency_ms'), 2)} ms"),
@@ -93,6 +98,7 @@ def model_card(spec: ArchSpec, input_spec: InputSpec, metrics: dict[str, Any]) -
                  (f"in the search: test {metric}", _num(metrics.get("trial_test")))]
     rows += [(f"published: {name}", _num(value)) for name, value in (metrics.get("references") or {}).items()]
     table = "\n".join(["| | |", "| --- | ---: |", *(f"| {k} | {v} |" for k, v in rows)])
+    selection = _selection(final, metric) if final else ""
     return f"""# {spec.summary()}
 
 From study `{metrics['study']}`, trial {metrics['trial']}, on task `{metrics['task']}`.
@@ -107,7 +113,7 @@ Weights: {metrics['weights']}.
 ## Metrics
 
 {table}
-
+{selection}
 Test {metric} is measured on the task's test split with the exported weights
 (on {metrics['export_device']}). `metrics.json` holds these and the provenance: library versions,
 the training recipe, and the study and trial this came from.
@@ -122,6 +128,27 @@ out = model(x, mask)   # x: (batch, steps, features) floats or (batch, steps) to
 
 `arch.json` and the `input` entry of `metrics.json` alone rebuild the untrained model:
 `build_model(ArchSpec.from_json(arch_text), InputSpec.from_dict(metrics["input"]))`.
+"""
+
+
+def _selection(final: dict[str, Any], metric: str) -> str:
+    """How the winner was picked (never on test) and what each final seed scored."""
+    rows = [f"| {c['trial']} | `{c['summary']}` | {c['score_mean']:.4f} ± {c['score_std']:.4f} | {c['scored_by']} "
+            f"| {len(c['values'])} |" for c in final["candidates"]]
+    seeds = ", ".join(f"{t:.4f}" for t in final["test_per_seed"])
+    return f"""
+## How it was picked
+
+The top {len(final['candidates'])} candidates of the search, scored again on validation data (never on test):
+a cross-validated candidate by its folds' mean, any other by its mean over seeds on the validation split.
+The winner, trial {final['winner']}, was then retrained on train + validation ({final['merged_samples']} samples)
+for {final['epochs']} epochs, {final['steps']} optimiser steps at batch {final['batch_size']}, once per seed.
+
+| trial | architecture | validation {metric} (mean ± std) | scored by | runs |
+| ---: | --- | ---: | --- | ---: |
+{chr(10).join(rows)}
+
+Test {metric} per final seed: {seeds}. The exported weights are the first seed's.
 """
 
 

@@ -1,9 +1,11 @@
-"""Export one trial of a study as a folder that rebuilds with one call, and ``load_model`` that rebuilds it.
+"""Export a study's final model as a folder that rebuilds with one call (``load_model``).
 
 An export holds ``arch.json`` (the ArchSpec), ``model.safetensors`` (weights),
 ``metrics.json`` (metrics, cost, provenance and the InputSpec) and ``MODEL.md``.
-Weights are the ones the search kept for the trial, or, with ``retrain_epochs``,
-those of the spec retrained on train + validation with the trial's recipe.
+By default the weights are the final model's (:mod:`nas.results.final`: the top
+candidates rescored, the winner retrained on train + validation per seed, test
+mean and spread over the seeds); else the ones the search kept for a trial, or
+that trial retrained once for a given number of epochs.
 
 >>> result = export_trial(study, out_dir="results/digits-default/best")
 >>> model = load_model("results/digits-default/best")
@@ -21,20 +23,21 @@ import tempfile
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
-import torch
 from torch import nn
 
 from nas.data.registry import references_for
-from nas.data import Split, Task, load_task
+from nas.data import Task, load_task
+from nas.data.folds import merge_splits
 from nas.data.spec import InputSpec
 from nas.models.model import CompositeModel, build_model
 from nas.models.saved import ARCH_FILE, CARD_FILE, EXPORT_FILES, METRICS_FILE, WEIGHTS_FILE, ExportError, load_checked
 from nas.models.spec import ArchSpec
 from nas.models.weights import save_weights
 from nas.results.card import model_card
+from nas.results.final import SEEDS, TOP_K, final_model, fit_final
 from nas.results.study import objectives, pick_trial
 from nas.search.record import ARCH, TEST, recorded, result_of
 from nas.search.storage import display_url
@@ -52,39 +55,56 @@ class ExportResult:
 
 
 def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None = None,
-                 results_dir: str | Path = "results", retrain_epochs: int | None = None, force: bool = False,
-                 device: str = "auto", storage_url: str | None = None) -> ExportResult:
-    """Export trial ``trial`` of ``study`` (default: the best; for several objectives the most accurate
-    Pareto point) into ``out_dir``. Everything is checked and computed before a file is written, and
-    a folder that already holds an export is refused unless ``force``.
+                 results_dir: str | Path = "results", final: bool = True, top_k: int = TOP_K, seeds: int = SEEDS,
+                 retrain_epochs: int | None = None, force: bool = False, device: str = "auto",
+                 storage_url: str | None = None, progress: Callable[[str], None] | None = None) -> ExportResult:
+    """Export the final model of ``study`` into ``out_dir``.
+
+    By default (``final``) the top ``top_k`` candidates (only ``trial`` when given) are rescored and the winner
+    retrained on train + validation with ``seeds`` seeds (:func:`nas.results.final.final_model`); with
+    ``final=False`` the weights the search kept for the trial (default: the best; for several objectives the
+    most accurate Pareto point); with ``retrain_epochs`` that trial retrained once for exactly that many epochs.
+    Everything is computed before a file is written, and a folder that already holds an export is refused
+    unless ``force``.
     """
     if retrain_epochs is not None and (isinstance(retrain_epochs, bool) or retrain_epochs < 1):
         raise ExportError(f"retrain_epochs={retrain_epochs!r} must be an integer >= 1")
-    frozen = pick_trial(study, trial)
     out = Path(out_dir)
     held = [name for name in EXPORT_FILES if (out / name).exists()]
     if held and not force:
         raise ExportError(f"{out} already holds an export ({', '.join(held)}); pass --force to replace it "
                           "or choose another --out")
-    spec = _trial_spec(frozen)
     attrs = study.user_attrs
     if "task" not in attrs:
         raise ExportError(f"study {study.study_name!r} records no task; it was not made by attention-nas")
     task = load_task(attrs["task"], seed=attrs.get("seed", 0), cache_dir=Path(results_dir) / "cache")
-    if retrain_epochs is None:
-        trainer = Trainer(task, device)
-        model = build_model(spec, task.input_spec)
-        load_checked(model, load_trial_weights(results_dir, frozen), f"the weights file of trial {frozen.number}")
-        model.to(trainer.device)
-        val = trainer.evaluate(model, trainer.val)
-        source = f"the weights trial {frozen.number} kept (its best validation epoch)"
+    extra: dict[str, Any] = {}
+    if retrain_epochs is None and final:
+        done = final_model(study, task, top_k=top_k, seeds=seeds, trial=trial, device=device, progress=progress)
+        frozen, model, trainer, val = done.winner.trial, done.model, done.trainer, None
+        test = done.test_mean
+        extra = {"final": done.to_dict(), "test_std": done.test_std}
+        source = (f"the final model: trial {frozen.number}, picked among the top {len(done.candidates)} by "
+                  f"{done.winner.scored_by} mean, retrained on train + validation for {done.config.max_epochs} "
+                  f"epochs with {len(done.seeds)} seeds; these are the first seed's weights")
     else:
-        model, trainer = retrain(task, spec, frozen, retrain_epochs, device)
-        val = None  # validation data was trained on
-        source = f"retrained on train + validation for {retrain_epochs} epochs with trial {frozen.number}'s recipe"
-    metrics = _metrics(study, frozen, task, trainer, val, trainer.evaluate(model, trainer.test), source, storage_url)
+        frozen = pick_trial(study, trial)
+        spec = _trial_spec(frozen)
+        if retrain_epochs is None:
+            trainer = Trainer(task, device)
+            model = build_model(spec, task.input_spec)
+            load_checked(model, load_trial_weights(results_dir, frozen), f"the weights file of trial {frozen.number}")
+            model.to(trainer.device)
+            val = trainer.evaluate(model, trainer.val)
+            source = f"the weights trial {frozen.number} kept (its best validation epoch)"
+        else:
+            model, trainer = retrain(task, spec, frozen, retrain_epochs, device)
+            val = None  # validation data was trained on
+            source = f"retrained on train + validation for {retrain_epochs} epochs with trial {frozen.number}'s recipe"
+        test = trainer.evaluate(model, trainer.test)
+    metrics = {**_metrics(study, frozen, task, trainer, val, test, source, storage_url), **extra}
     model.to("cpu").eval()
-    _write(out, spec, model, metrics)
+    _write(out, _trial_spec(frozen), model, metrics)
     return ExportResult(out, frozen.number, metrics, model)
 
 
@@ -104,43 +124,9 @@ def retrain(task: Task, spec: ArchSpec, trial: optuna.trial.FrozenTrial, epochs:
         raise ExportError(f"trial {trial.number} has no usable training recipe (user attribute 'result', key "
                           f"'train'): {err}") from None
     config = replace(config, max_epochs=epochs, time_limit=None)
-    return fit_final(task, build_model(spec, task.input_spec, seed=config.seed), config, device,
-                     f"retraining trial {trial.number}")
-
-
-def fit_final(task: Task, model: nn.Module, config: TrainConfig, device: str = "auto",
-              what: str = "retraining") -> tuple[nn.Module, Trainer]:
-    """Train ``model`` on train + validation for ``config.max_epochs`` epochs and keep the last epoch's weights;
-    returns it with its trainer (test split intact). Baselines retrain through this too, so both compare alike."""
-    merged = merge_splits(task.train, task.val)
-    trainer = Trainer(replace(task, train=merged, val=merged), device)
-    final: dict[str, torch.Tensor] = {}
-
-    def keep_final(epoch: int, value: float) -> bool:
-        # The trainer keeps the best "validation" epoch; here validation is training data, so keep the last.
-        if epoch == config.max_epochs:
-            final.update({k: v.detach().clone() for k, v in model.state_dict().items()})
-        return False
-
-    result = trainer.fit(model, config, on_epoch=keep_final)
-    if not final:
-        raise ExportError(f"{what} stopped early: {result.stop_reason}")
-    model.load_state_dict(final)
+    model, trainer, _ = fit_final(task, build_model(spec, task.input_spec, seed=config.seed), config, device,
+                                  f"retraining trial {trial.number}")
     return model, trainer
-
-
-def merge_splits(a: Split, b: Split) -> Split:
-    """One split holding ``a`` then ``b``; a missing mask or length means every step is real."""
-    def full(split: Split, name: str) -> torch.Tensor:
-        value = getattr(split, name)
-        if value is not None:
-            return value
-        n, steps = split.x.shape[:2]
-        return torch.ones(n, steps, dtype=torch.bool) if name == "mask" else torch.full((n,), steps)
-
-    extra = {name: None if getattr(a, name) is None and getattr(b, name) is None
-             else torch.cat([full(a, name), full(b, name)]) for name in ("mask", "lengths")}
-    return Split(torch.cat([a.x, b.x]), torch.cat([a.y, b.y]), **extra)
 
 
 def _metrics(study: optuna.Study, trial: optuna.trial.FrozenTrial, task: Task, trainer: Trainer, val: float | None,
@@ -187,4 +173,4 @@ def _write(out: Path, spec: ArchSpec, model: nn.Module, metrics: dict[str, Any])
         shutil.rmtree(staging, ignore_errors=True)
 
 
-__all__ = ["ExportResult", "export_trial", "fit_final", "merge_splits", "retrain"]
+__all__ = ["ExportResult", "export_trial", "retrain"]

@@ -15,7 +15,8 @@ from nas.search.record import recorded
 from nas.models.weights import load_weights, save_weights
 from nas.cli import export_main
 from nas.models.saved import EXPORT_FILES, ExportError, load_model
-from nas.results.export import export_trial, merge_splits
+from nas.data.folds import merge_splits
+from nas.results.export import export_trial
 from nas.models.model import build_model
 from nas.models.spec import ArchSpec
 from nas.data import Split, load_task
@@ -31,7 +32,7 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "best"
-    return export_trial(tiny.load(), out, results_dir=tiny.results, device="cpu", storage_url=tiny.url)
+    return export_trial(tiny.load(), out, results_dir=tiny.results, final=False, device="cpu", storage_url=tiny.url)
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +79,12 @@ def test_the_export_holds_spec_metrics_provenance_and_a_card_whose_snippet_runs(
 
 def test_an_existing_export_is_refused_unless_forced_and_nothing_is_overwritten(tiny, tmp_path):
     out = tmp_path / "best"
-    export_trial(tiny.load(), out, results_dir=tiny.results, device="cpu")
+    export_trial(tiny.load(), out, results_dir=tiny.results, final=False, device="cpu")
     before = {name: (out / name).read_bytes() for name in EXPORT_FILES}
     with pytest.raises(ExportError, match="already holds an export.*--force"):
-        export_trial(tiny.load(), out, trial=0, results_dir=tiny.results, device="cpu")
+        export_trial(tiny.load(), out, trial=0, results_dir=tiny.results, final=False, device="cpu")
     assert {name: (out / name).read_bytes() for name in EXPORT_FILES} == before
-    export_trial(tiny.load(), out, trial=0, results_dir=tiny.results, device="cpu", force=True)
+    export_trial(tiny.load(), out, trial=0, results_dir=tiny.results, final=False, device="cpu", force=True)
     assert json.loads((out / "metrics.json").read_text())["trial"] == 0
 
 
@@ -172,7 +173,8 @@ def test_merge_splits_keeps_padding_and_marks_unpadded_samples_full():
 
 
 def test_cli_exports_then_refuses_a_second_export_with_one_line(tiny, tmp_path, capsys):
-    args = ["--study", "tiny", "--results", str(tiny.results), "--out", str(tmp_path / "e"), "--device", "cpu"]
+    args = ["--study", "tiny", "--results", str(tiny.results), "--out", str(tmp_path / "e"), "--device", "cpu",
+            "--search-weights"]
     assert export_main(args) == 0
     assert f"exported trial {tiny.load().best_trial.number} of study 'tiny'" in capsys.readouterr().out
     assert export_main(args + ["--trial", "0"]) == 2

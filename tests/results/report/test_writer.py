@@ -26,7 +26,7 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def written(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    export = export_trial(tiny.load(), out / "best", results_dir=tiny.results, device="cpu")
+    export = export_trial(tiny.load(), out / "best", results_dir=tiny.results, final=False, device="cpu")
     return write_report(tiny.load(), out, top=3, results_dir=tiny.results, storage_url=tiny.url), export
 
 

@@ -1,0 +1,236 @@
+"""The final model: the search's top candidates trained again with several seeds, the winner picked on
+validation (never on test), then retrained on train + validation once per seed.
+
+One run of the search is one seed of a candidate; on small data the best trial is
+often the luckiest draw. So the top ``top_k`` distinct candidates are scored again:
+
+- scored by cross-validation in the search (``result["cv"]``): the fold mean and spread it recorded;
+- otherwise: trained on the train split with each of ``seeds`` seeds, and scored by the mean best
+  validation value over the seeds.
+
+The winner (best mean) is retrained on train + validation for its best epoch count,
+so the optimiser takes that many epochs of the merged set, once per seed. The test
+metric is reported as mean and spread over the seeds; the first seed's weights are
+exported, not the best by test.
+
+>>> final = final_model(study, task, top_k=3, seeds=3, progress=print)
+>>> final.test_mean, final.test_std, final.winner.trial.number
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import FrozenTrial
+from torch import nn
+
+from nas.data import Task
+from nas.data.folds import merge_splits
+from nas.models.model import build_model
+from nas.models.saved import ExportError
+from nas.models.spec import ArchSpec
+from nas.results.study import objectives, pick_trial, ranked_trials
+from nas.search.record import ARCH, SUMMARY, result_of
+from nas.search.study import trial_seed
+from nas.training.trainer import TrainConfig, Trainer
+
+TOP_K, SEEDS = 3, 3
+SEED_STREAM = 1_000_000  # final seeds are trial seeds of numbers no trial has: never a search trial's own seed
+PROGRESS_SECONDS = 1.0  # at most one progress line a second, besides one at the end of each run
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One of the top trials, with its selection score: mean and spread over seeds (or folds), never test."""
+
+    trial: FrozenTrial
+    score_mean: float
+    score_std: float
+    scored_by: str  # "cv" (the search's fold mean) or "validation" (mean over seeds on the validation split)
+    epochs: int  # the best epoch count (mean over the seeds' best epochs when rescored)
+    values: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trial": self.trial.number, "summary": self.trial.user_attrs.get(SUMMARY), "score_mean": self.score_mean,
+                "score_std": self.score_std, "scored_by": self.scored_by, "epochs": self.epochs, "values": self.values}
+
+
+@dataclass
+class FinalResult:
+    """The winner retrained once per seed on train + validation; ``model`` holds the first seed's weights."""
+
+    winner: Candidate
+    candidates: list[Candidate]
+    config: TrainConfig  # the winner's recipe for the first seed, epochs set to the final count
+    merged_samples: int
+    seeds: list[int]
+    test_per_seed: list[float]
+    model: nn.Module
+    trainer: Trainer = field(repr=False)
+    steps_taken: list[int] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps of one final run: the epochs over the merged set, not over the search's train split."""
+        return self.config.max_epochs * math.ceil(self.merged_samples / self.config.batch_size)
+
+    @property
+    def test_mean(self) -> float:
+        return statistics.fmean(self.test_per_seed)
+
+    @property
+    def test_std(self) -> float:
+        return statistics.pstdev(self.test_per_seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidates": [c.to_dict() for c in self.candidates], "winner": self.winner.trial.number,
+                "picked_by": f"best {self.winner.scored_by} mean among the top {len(self.candidates)}",
+                "epochs": self.config.max_epochs, "steps": self.steps, "steps_taken": self.steps_taken,
+                "merged_samples": self.merged_samples, "batch_size": self.config.batch_size, "seeds": self.seeds,
+                "recipe": asdict(self.config),
+                "test_per_seed": self.test_per_seed, "test_mean": self.test_mean, "test_std": self.test_std}
+
+
+def final_seeds(study_seed: int, count: int) -> list[int]:
+    """The seeds of the final runs: fixed by the study's seed, apart from every trial's."""
+    return [trial_seed(study_seed, SEED_STREAM + i) for i in range(count)]
+
+
+def top_candidates(study: optuna.Study, top_k: int, trial: int | None = None) -> list[FrozenTrial]:
+    """The ``top_k`` best distinct candidates (architecture and recipe); only ``trial`` when given."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ExportError(f"top_k={top_k!r} must be an integer >= 1")
+    if trial is not None:
+        return [pick_trial(study, trial)]
+    picked, seen = [], set()
+    for t in ranked_trials(study):
+        train = result_of(t).get("train", {})
+        key = (t.user_attrs.get(ARCH), *(train.get(k) for k in ("lr", "weight_decay", "batch_size", "warmup")))
+        if key not in seen and ARCH in t.user_attrs and train:
+            seen.add(key)
+            picked.append(t)
+        if len(picked) == top_k:
+            break
+    return picked
+
+
+def final_model(study: optuna.Study, task: Task, *, top_k: int = TOP_K, seeds: int = SEEDS, trial: int | None = None,
+                device: str = "auto", progress: Callable[[str], None] | None = None) -> FinalResult:
+    """Rescore the top candidates, pick the winner on validation, retrain it on train + validation per seed."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ExportError(f"seeds={seeds!r} must be an integer >= 1")
+    trials = top_candidates(study, top_k, trial)
+    seed_list = final_seeds(study.user_attrs.get("seed", 0), seeds)
+    maximize = objectives(study).maximize[objectives(study).primary]
+    rescored = [t for t in trials if "cv" not in result_of(t)]
+    clock = _Clock(progress, [(t, s, _recipe(t).max_epochs) for t in rescored for s in seed_list])
+    candidates = [_score(t, task, seed_list, device, clock) for t in trials]
+    winner = max(candidates, key=lambda c: c.score_mean if maximize else -c.score_mean)
+    merged = merge_splits(task.train, task.val)
+    clock.add([(winner.trial, s, winner.epochs) for s in seed_list])
+    tests, steps, first = [], [], None
+    for seed in seed_list:
+        config = replace(_recipe(winner.trial), max_epochs=winner.epochs, seed=seed)
+        model = build_model(ArchSpec.from_json(winner.trial.user_attrs[ARCH]), task.input_spec, seed=seed)
+        model, trainer, taken = fit_final(task, model, config, device, f"the final run of trial {winner.trial.number}",
+                                          on_epoch=clock.run("final", winner.trial, seed, winner.epochs))
+        tests.append(trainer.evaluate(model, trainer.test))
+        steps.append(taken)
+        first = first or (model, trainer, config)
+    model, trainer, config = first
+    return FinalResult(winner, candidates, config, len(merged), seed_list, tests, model, trainer, steps)
+
+
+def fit_final(task: Task, model: nn.Module, config: TrainConfig, device: str = "auto", what: str = "retraining",
+              on_epoch: Callable[[int, float], bool] | None = None) -> tuple[nn.Module, Trainer, int]:
+    """Train ``model`` on train + validation for ``config.max_epochs`` epochs and keep the last epoch's weights;
+    returns it, its trainer (test split intact) and the optimiser steps taken. Baselines train through this too,
+    so both compare alike."""
+    merged = merge_splits(task.train, task.val)
+    trainer = Trainer(replace(task, train=merged, val=merged), device)
+    final: dict = {}
+
+    def keep_final(epoch: int, value: float) -> bool:
+        # The trainer keeps the best "validation" epoch; here validation is training data, so keep the last.
+        if epoch == config.max_epochs:
+            final.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return bool(on_epoch and on_epoch(epoch, value))
+
+    result = trainer.fit(model, replace(config, time_limit=None), on_epoch=keep_final)
+    if not final:
+        raise ExportError(f"{what} stopped early: {result.stop_reason}")
+    model.load_state_dict(final)
+    return model, trainer, result.steps
+
+
+def _recipe(trial: FrozenTrial) -> TrainConfig:
+    try:
+        return replace(TrainConfig(**result_of(trial)["train"]), time_limit=None)
+    except (KeyError, TypeError) as err:
+        raise ExportError(f"trial {trial.number} has no usable training recipe (user attribute 'result', key "
+                          f"'train'): {err}") from None
+
+
+def _score(trial: FrozenTrial, task: Task, seeds: list[int], device: str, clock: _Clock) -> Candidate:
+    """The search's fold mean when it cross-validated; else the mean best validation value over ``seeds``."""
+    record = result_of(trial)
+    if "cv" in record:
+        cv = record["cv"]
+        return Candidate(trial, float(trial.user_attrs.get("best_val", statistics.fmean(cv["values"]))),
+                         float(cv["std"]), "cv", int(record["best_epoch"]), list(cv["values"]))
+    spec = ArchSpec.from_json(trial.user_attrs[ARCH])
+    trainer = Trainer(task, device)
+    values, epochs = [], []
+    for seed in seeds:
+        config = replace(_recipe(trial), seed=seed)
+        result = trainer.fit(build_model(spec, task.input_spec, seed=seed), config,
+                             on_epoch=clock.run("selection", trial, seed, config.max_epochs))
+        if result.best_metric is None:
+            raise ExportError(f"rescoring trial {trial.number} with seed {seed} failed: {result.stop_reason}")
+        values.append(result.best_metric)
+        epochs.append(result.best_epoch)
+    return Candidate(trial, statistics.fmean(values), statistics.pstdev(values), "validation",
+                     max(1, round(statistics.fmean(epochs))), values)
+
+
+class _Clock:
+    """Progress lines: which run (stage, candidate, seed), its epoch, and the time left at the mean epoch time."""
+
+    def __init__(self, say: Callable[[str], None] | None, runs: list[tuple[FrozenTrial, int, int]]):
+        self.say, self.total_epochs, self.done_epochs, self.runs_total = say, 0, 0, 0
+        self.started, self.last, self.run_index = time.monotonic(), 0.0, 0
+        self.add(runs)
+
+    def add(self, runs: list[tuple[FrozenTrial, int, int]]) -> None:
+        self.total_epochs += sum(epochs for _, _, epochs in runs)
+        self.runs_total += len(runs)
+
+    def run(self, stage: str, trial: FrozenTrial, seed: int, epochs: int) -> Callable[[int, float], bool]:
+        self.run_index += 1
+        index = self.run_index
+
+        def on_epoch(epoch: int, value: float) -> bool:
+            self.done_epochs += 1
+            now = time.monotonic()
+            if self.say and (epoch == epochs or now - self.last >= PROGRESS_SECONDS):
+                self.last = now
+                rate = (now - self.started) / self.done_epochs
+                left = max(0, self.total_epochs - self.done_epochs) * rate
+                self.say(f"{stage} run {index}/{self.runs_total}: trial {trial.number}, seed {seed}, epoch {epoch}/{epochs}, "
+                         f"value {value:.4f}, about {_duration(left)} left")
+            return False
+
+        return on_epoch
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+__all__ = ["Candidate", "FinalResult", "SEEDS", "TOP_K", "final_model", "final_seeds", "fit_final", "top_candidates"]

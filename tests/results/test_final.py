@@ -1,0 +1,114 @@
+"""The final model: top candidates rescored on validation, the winner retrained on train + validation per seed."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+
+import pytest
+
+import nas.training.trainer
+from nas.cli import export_main
+from nas.data import load_task
+from nas.results.export import export_trial
+from nas.results.final import final_model, final_seeds
+from nas.training.trainer import TrainConfig
+from tests.support.studies import hand_study, tiny_study
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_study(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_task("digits", seed=0)
+
+
+@pytest.fixture(scope="module")
+def final(tiny, task):
+    lines: list[str] = []
+    return final_model(tiny.load(), task, top_k=3, seeds=2, device="cpu", progress=lines.append), lines
+
+
+def test_the_retrain_steps_follow_the_merged_set(final, task):
+    done, _ = final
+    merged = len(task.train) + len(task.val)
+    assert done.merged_samples == merged
+    assert done.steps == done.config.max_epochs * math.ceil(merged / done.config.batch_size)
+    assert done.steps_taken == [done.steps] * 2  # counted by the optimiser, not computed
+
+
+def test_every_distinct_complete_candidate_is_rescored_over_the_seeds(final, tiny):
+    done, _ = final
+    complete = [t for t in tiny.load().trials if t.state.name == "COMPLETE"]
+    assert {c.trial.number for c in done.candidates} == {t.number for t in complete}
+    for c in done.candidates:
+        assert c.scored_by == "validation" and len(c.values) == 2
+    assert done.winner.score_mean == max(c.score_mean for c in done.candidates)
+    assert done.seeds == final_seeds(0, 2) and len(done.test_per_seed) == 2
+
+
+def test_progress_names_the_run_seed_epoch_and_time_left(final):
+    _, lines = final
+    assert any(line.startswith("selection run 1/") for line in lines)
+    assert any(line.startswith("final run") and "left" in line for line in lines)
+    assert all("seed" in line and "epoch" in line for line in lines)
+
+
+def test_the_same_call_gives_the_same_scores(tiny, task):
+    first, again = (final_model(tiny.load(), task, top_k=1, seeds=1, device="cpu") for _ in range(2))
+    assert first.test_per_seed == again.test_per_seed and first.candidates[0].values == again.candidates[0].values
+
+
+def cv_row(best_val: float, test: float, lr: float) -> dict:
+    train = asdict(TrainConfig(lr=lr, max_epochs=2, batch_size=256))
+    result = {"train": train, "best_epoch": 1, "cv": {"folds": 5, "std": 0.01, "values": [best_val] * 5}}
+    return {"values": [best_val], "best_val": best_val, "test": test, "result": result}
+
+
+def test_cross_validated_candidates_keep_their_fold_mean_and_test_never_decides(task, monkeypatch):
+    fits = []
+    real_fit = nas.training.trainer.Trainer.fit
+    monkeypatch.setattr(nas.training.trainer.Trainer, "fit",
+                        lambda self, *a, **k: fits.append(len(self.train)) or real_fit(self, *a, **k))
+    study = hand_study([cv_row(0.90, 0.50, 1e-3), cv_row(0.85, 0.99, 2e-3)])
+    done = final_model(study, task, top_k=2, seeds=2, device="cpu")
+    assert [c.scored_by for c in done.candidates] == ["cv", "cv"]
+    assert done.winner.trial.number == 0  # the best fold mean, though the other tested better
+    assert fits == [len(task.train) + len(task.val)] * 2  # only the final runs trained, on the merged set
+    assert done.config.max_epochs == 1  # the recorded best epoch
+
+
+def test_metrics_and_card_carry_the_test_mean_and_spread(tiny, tmp_path):
+    result = export_trial(tiny.load(), tmp_path / "f", results_dir=tiny.results, top_k=1, seeds=2, device="cpu")
+    metrics = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    final = metrics["final"]
+    assert len(final["test_per_seed"]) == 2 and metrics["test"] == pytest.approx(final["test_mean"])
+    assert metrics["test_std"] == pytest.approx(final["test_std"]) and metrics["val"] is None
+    card = (tmp_path / "f" / "MODEL.md").read_text()
+    assert f"{final['test_mean']:.4f} ± {final['test_std']:.4f} (mean ± std over 2 seeds)" in card
+    assert "## How it was picked" in card and result.trial == final["winner"]
+
+
+@pytest.mark.parametrize("flag", ["--final-seeds", "--top-k"])
+def test_zero_seeds_or_candidates_is_one_line_and_writes_nothing(tiny, tmp_path, capsys, flag):
+    code = None
+    try:
+        code = export_main(["--study", "tiny", "--results", str(tiny.results), "--out", str(tmp_path / "x"), flag, "0"])
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2 and f"argument {flag}: '0' must be an integer >= 1" in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_cli_retrains_by_default_and_says_so(tiny, tmp_path, capsys):
+    args = ["--study", "tiny", "--results", str(tiny.results), "--out", str(tmp_path / "e"), "--device", "cpu",
+            "--top-k", "1", "--final-seeds", "1"]
+    assert export_main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("final model: rescoring the top 1 candidates") and "final run 2/2" in out
+    assert "over 1 seeds" in out
