@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from nas.results.answer import MIN_TRIALS, SURE, Answer, answer, helped_or_hurt
 from nas.results.report import plots
 from nas.results.report.markdown import format_cell, markdown_table
 from nas.results.report.tables import (best_so_far, cost_front, families, family_grid, importances, learning_curves, ranking,
@@ -34,10 +35,11 @@ class Report:
 
 
 def write_report(study: optuna.Study, out_dir: str | Path, *, top: int = 10, export_dir: str | Path | None = None,
-                 results_dir: str | Path = "results", storage_url: str | None = None) -> Report:
-    """Write the report of ``study`` into ``out_dir``; attention maps are drawn from the export in
-    ``export_dir`` (default ``out_dir/best``) when there is one. Refuses a study with no complete trial
-    before writing anything."""
+                 results_dir: str | Path = "results", storage_url: str | None = None, baselines: bool = True) -> Report:
+    """Write the report of ``study`` into ``out_dir``; it opens with the answer (the best composite against the
+    portfolio's stock Transformer, the exported final model and, with ``baselines`` on a UCR task, MiniRocket on
+    the same split). Attention maps are drawn from the export in ``export_dir`` (default ``out_dir/best``) when
+    there is one. Refuses a study with no complete trial before writing anything."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"top={top!r} must be an integer >= 1")
     full = ranking(study)  # raises when no trial has completed
@@ -65,7 +67,9 @@ def write_report(study: optuna.Study, out_dir: str | Path, *, top: int = 10, exp
     figures["attention"] = _attention_figure(study, Path(export_dir) if export_dir else out / "best", results_dir,
                                              out / "attention.png", report.notes)
     report.files += [p for p in figures.values() if p is not None]
-    text = _markdown(study, report, table, full, figures, metric, maximize, storage_url)
+    export = Path(export_dir) if export_dir else out / "best"
+    found = answer(study, _exported(export), _minirocket(study, results_dir, report.notes) if baselines else None)
+    text = _markdown(study, report, table, full, figures, metric, maximize, storage_url, found)
     (out / "report.md").write_text(text)
     report.files.insert(0, out / "report.md")
     return report
@@ -99,15 +103,39 @@ def _attention_figure(study: optuna.Study, export_dir: Path, results_dir: str | 
     return plots.plot_attention(maps, labels, path)
 
 
+def _exported(export_dir: Path) -> dict | None:
+    try:
+        return json.loads((export_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _minirocket(study: optuna.Study, results_dir: str | Path, notes: list[str]) -> dict | None:
+    """MiniRocket on the study's own split for UCR tasks (cached); a note instead of a crash when it cannot run."""
+    from nas.data import load_task
+    from nas.results.baselines import minirocket_baseline
+
+    name = study.user_attrs.get("task", "")
+    if not name.startswith("ucr:"):
+        return None
+    cache = Path(results_dir) / "cache"
+    try:
+        return minirocket_baseline(load_task(name, seed=study.user_attrs.get("seed", 0), cache_dir=cache),
+                                   study.user_attrs.get("seed", 0), cache)
+    except Exception as err:  # aeon missing or failing must not cost the user the report
+        notes.append(f"MiniRocket left out: {type(err).__name__}: {err}")
+        return None
+
+
 def _image(figures: dict[str, Path | None], key: str, alt: str) -> str:
     path = figures.get(key)
     return f"![{alt}]({path.name})" if path is not None else "_Not drawn: see the notes below._"
 
 
 def _markdown(study: optuna.Study, report: Report, table: pd.DataFrame, full: pd.DataFrame,
-              figures: dict[str, Path | None], metric: str, maximize: bool, storage_url: str | None) -> str:
+              figures: dict[str, Path | None], metric: str, maximize: bool, storage_url: str | None,
+              found: Answer) -> str:
     attrs = study.user_attrs
-    best = full.iloc[0]
     where = f"; storage `{display_url(storage_url)}`" if storage_url else ""
     direction = "higher is better" if maximize else "lower is better"
     lines = [
@@ -115,8 +143,11 @@ def _markdown(study: optuna.Study, report: Report, table: pd.DataFrame, full: pd
         f"Task `{attrs.get('task', '?')}` (metric: {metric}, {direction}), search space `{attrs.get('space', '?')}` "
         f"(hash {attrs.get('space_hash', '?')}), seed {attrs.get('seed', '?')}{where}.",
         f"Trials: {state_counts(study.get_trials(deepcopy=False))}.", "",
-        f"**Best: trial {best['trial']}**, validation {metric} {format_cell('val', best['val'])}, test {metric} "
-        f"{format_cell('test', best['test'])}: `{best['summary']}`", "",
+        "## Answer", "", found.sentence(), "", markdown_table(found.table()), "",
+        "### What helped or hurt", "",
+        f"Mean validation {metric} of the complete trials of each family against all the others; a verdict only "
+        f"where the difference exceeds {SURE:g} standard errors and the family has at least {MIN_TRIALS} trials.", "",
+        markdown_table(helped_or_hurt(table, maximize)), "",
     ]
     refs = references(attrs.get("task"), ranked_trials(study)[0])
     if not refs.empty:
