@@ -13,7 +13,9 @@ from benchmarks.quality import (PARAM_TOLERANCE, Budget, PUBLISHED, TASKS, _base
 from nas.data.spec import InputSpec
 from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, MixerSpec
 
-COLUMNS = ["task", "trials_run", "search_s", "params", "test_acc", "baseline_params", "baseline_test_acc",
+COLUMNS = ["task", "trials_run", "search_s", "params", "test_acc", "test_std", "final_epochs", "final_steps",
+           "baseline_params", "baseline_test_acc", "baseline_test_std", "beats_transformer", "minirocket_test_acc",
+           "within_3_of_minirocket", "winner_is_portfolio", "cross_validated",
            *PUBLISHED, "best_published", "gap_to_best_published", "attention_types", "prefers_softmax", "budget",
            "machine"]
 
@@ -24,9 +26,11 @@ def test_quick_quality_run_on_italy_power_demand(tmp_path):
     assert set(COLUMNS) <= set(written.columns)
     row = written.iloc[0]
     assert row["task"] == "ucr:ItalyPowerDemand" and row["trials_run"] == 2 and row["search_s"] > 0
-    for column in ("test_acc", "baseline_test_acc", *PUBLISHED):
+    for column in ("test_acc", "baseline_test_acc", "minirocket_test_acc", *PUBLISHED):
         assert 0 <= row[column] <= 1, column
     assert row["InceptionTime"] > 0.9 and row["HIVE-COTE 2"] > 0.9  # the published results aeon ships
+    assert row["beats_transformer"] == (row["test_acc"] > row["baseline_test_acc"])
+    assert row["cross_validated"]  # 67 series: scored by 5-fold cross-validation
     assert row["gap_to_best_published"] == pytest.approx(row["test_acc"] - max(row[m] for m in PUBLISHED))
     assert abs(row["baseline_params"] / row["params"] - 1) <= PARAM_TOLERANCE
     assert row["budget"] == budget_for(True, None, None).describe()
@@ -52,9 +56,10 @@ def test_tasks_take_short_ucr_names_and_refuse_others_by_name():
 
 
 def test_budget_options_override_the_defaults():
-    assert budget_for(False, None, None) == Budget(20, 60.0, "timeseries", 50)
-    assert budget_for(False, 5, 0.5) == Budget(5, 30.0, "timeseries", 50)
-    quick = "2 trials or 60 s, space tiny, max 2 epochs or 15 s of training a trial"
+    assert budget_for(False, None, None) == Budget(100_000, 600.0, "timeseries", None)
+    assert budget_for(False, 5, 0.5) == Budget(5, 30.0, "timeseries", None)
+    quick = ("1 min of search (or 2 trials), space tiny, max 2 epochs, at most 15 s of training a trial; "
+             "final model: top 1 x 1 seeds")
     assert budget_for(True, None, None).describe() == quick
 
 
@@ -96,3 +101,12 @@ def test_with_no_all_linear_trial_the_best_trials_types_decide_and_the_note_says
     row = attention_row(_Study([_Trial(_spec("dot"), 0.9)]), _spec("dot"))
     assert row["prefers_softmax"] is True and math.isnan(row["best_linear_val"])
     assert row["note"] == "no all-linear trial completed: the best trial's types decide"
+
+
+@pytest.mark.slow
+def test_a_short_search_on_gunpoint_beats_a_fixed_stock_transformer(tmp_path):
+    """Three minutes of search, then the final model (3 seeds), against nn.TransformerEncoder of the same size
+    trained with the same recipe, epochs and seeds on the same split."""
+    table = run_suite("quality", tmp_path, device="cpu", minutes=3, tasks=("GunPoint",))
+    row = table.iloc[0]
+    assert row["test_acc"] > row["baseline_test_acc"], row[["test_acc", "baseline_test_acc"]].to_dict()
