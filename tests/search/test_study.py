@@ -194,7 +194,7 @@ def test_a_candidate_too_large_for_the_memory_cap_is_refused_before_training(tmp
     outcome, _ = search(tmp_path, trials=1, max_epochs=1, memory_gb=1e-6)  # about a kilobyte
     trial = stored(outcome).trials[0]
     assert calls == [] and trial.state == TrialState.FAIL
-    assert re.fullmatch(r"memory: needs ~[0-9.]+ MiB to train at batch 8, 1\.0 KiB allowed", trial.user_attrs["reason"])
+    assert re.fullmatch(r"memory: needs ~[0-9.]+ [KM]iB to train at batch 8, 1\.0 KiB allowed", trial.user_attrs["reason"])
 
 
 def test_a_candidate_over_the_cap_at_its_batch_trains_at_a_smaller_one(tmp_path):
