@@ -37,12 +37,12 @@ from nas.models.saved import ARCH_FILE, CARD_FILE, EXPORT_FILES, METRICS_FILE, W
 from nas.models.spec import ArchSpec
 from nas.models.weights import save_weights
 from nas.results.card import model_card
-from nas.results.final import SEEDS, TOP_K, final_model, fit_final
+from nas.results.final import SEEDS, TOP_K, final_model, fit_final, trial_recipe
 from nas.results.study import objectives, pick_trial
-from nas.search.record import ARCH, TEST, recorded, result_of
+from nas.search.record import ARCH, TEST, recorded
 from nas.search.storage import display_url
 from nas.search.kept_weights import load_trial_weights
-from nas.training.trainer import TrainConfig, Trainer
+from nas.training.trainer import Trainer
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -118,12 +118,7 @@ def retrain(task: Task, spec: ArchSpec, trial: optuna.trial.FrozenTrial, epochs:
             device: str = "auto") -> tuple[nn.Module, Trainer]:
     """Train ``spec`` afresh on train + validation for exactly ``epochs`` epochs with the trial's recipe
     (learning rate, batch, seed, ...); returns the final epoch's model and its trainer (test split intact)."""
-    try:
-        config = TrainConfig(**result_of(trial)["train"])
-    except (KeyError, TypeError) as err:
-        raise ExportError(f"trial {trial.number} has no usable training recipe (user attribute 'result', key "
-                          f"'train'): {err}") from None
-    config = replace(config, max_epochs=epochs, time_limit=None)
+    config = replace(trial_recipe(trial), max_epochs=epochs)
     model, trainer, _ = fit_final(task, build_model(spec, task.input_spec, seed=config.seed), config, device,
                                   f"retraining trial {trial.number}")
     return model, trainer

@@ -128,14 +128,14 @@ def final_model(study: optuna.Study, task: Task, *, top_k: int = TOP_K, seeds: i
     seed_list = final_seeds(study.user_attrs.get("seed", 0), seeds)
     maximize = objectives(study).maximize[objectives(study).primary]
     rescored = [t for t in trials if "cv" not in result_of(t)]
-    clock = _Clock(progress, [(t, s, _recipe(t).max_epochs) for t in rescored for s in seed_list])
+    clock = _Clock(progress, [(t, s, trial_recipe(t).max_epochs) for t in rescored for s in seed_list])
     candidates = [_score(t, task, seed_list, device, clock) for t in trials]
     winner = max(candidates, key=lambda c: c.score_mean if maximize else -c.score_mean)
     merged = merge_splits(task.train, task.val)
     clock.add([(winner.trial, s, winner.epochs) for s in seed_list])
     tests, steps, first = [], [], None
     for seed in seed_list:
-        config = replace(_recipe(winner.trial), max_epochs=winner.epochs, seed=seed)
+        config = replace(trial_recipe(winner.trial), max_epochs=winner.epochs, seed=seed)
         model = build_model(ArchSpec.from_json(winner.trial.user_attrs[ARCH]), task.input_spec, seed=seed)
         model, trainer, taken = fit_final(task, model, config, device, f"the final run of trial {winner.trial.number}",
                                           on_epoch=clock.run("final", winner.trial, seed, winner.epochs))
@@ -168,7 +168,8 @@ def fit_final(task: Task, model: nn.Module, config: TrainConfig, device: str = "
     return model, trainer, result.steps
 
 
-def _recipe(trial: FrozenTrial) -> TrainConfig:
+def trial_recipe(trial: FrozenTrial) -> TrainConfig:
+    """The trial's training recipe, with no time limit: a final run trains its whole epoch count."""
     try:
         return replace(TrainConfig(**result_of(trial)["train"]), time_limit=None)
     except (KeyError, TypeError) as err:
@@ -187,7 +188,7 @@ def _score(trial: FrozenTrial, task: Task, seeds: list[int], device: str, clock:
     trainer = Trainer(task, device)
     values, epochs = [], []
     for seed in seeds:
-        config = replace(_recipe(trial), seed=seed)
+        config = replace(trial_recipe(trial), seed=seed)
         result = trainer.fit(build_model(spec, task.input_spec, seed=seed), config,
                              on_epoch=clock.run("selection", trial, seed, config.max_epochs))
         if result.best_metric is None:
@@ -233,4 +234,5 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-__all__ = ["Candidate", "FinalResult", "SEEDS", "TOP_K", "final_model", "final_seeds", "fit_final", "top_candidates"]
+__all__ = ["Candidate", "FinalResult", "SEEDS", "TOP_K", "final_model", "final_seeds", "fit_final", "top_candidates",
+           "trial_recipe"]

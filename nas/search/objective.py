@@ -73,7 +73,8 @@ class Objective:
         self.budget = budget or plan_budget(task, config)
         if self.budget.folds and task is None:
             raise ValueError(f"a {self.budget.folds}-fold budget needs the task to cut the folds from")
-        self.folds = cv_folds(task, self.budget.folds, seed=config.seed) if self.budget.folds else None
+        self.folds = [Trainer(fold, trainer.device) for fold in cv_folds(task, self.budget.folds, seed=config.seed)] \
+            if self.budget.folds else None  # each fold's tensors on the device once, not once a trial
         self.last_result: FitResult | None = None
         self.seen: list[FrozenTrial] = []  # the study as the current trial read it when it started
         self.memory_allowed: int | None = None  # bytes a trial may use, fixed at the first trial
@@ -131,7 +132,7 @@ class Objective:
                 train = self._within_memory(model, train, setup)
                 if self.folds:  # small data: the mean of k folds trained in step; a retry starts afresh
                     result = fit_folds(self.folds, lambda: build_model(spec, self.trainer.input_spec, seed=setup["seed"]),
-                                       train, self.trainer.device, on_epoch=on_epoch)
+                                       train, on_epoch=on_epoch)
                 else:
                     result = self.trainer.fit(model, train, on_epoch=on_epoch, resume=resume,
                                               on_checkpoint=_every(CHECKPOINT_SECONDS, checkpoint))

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from nas.data import Task, load_task
 from nas.search.config import SearchConfig, SearchOutcome, default_study_name
-from nas.search.budget import plan_budget
+from nas.search.budget import Budget, plan_budget
 from nas.search.failures import failing_message
 from nas.search.heartbeat import fail_stale
 from nas.search.interrupt import InterruptGuard
@@ -39,16 +39,16 @@ def run_search(config: SearchConfig, out: IO[str] | None = None) -> SearchOutcom
     space = load_space(config.space)
     devices = assign_devices(config.devices, config.jobs, config.device)
     task = load_task(config.task, seed=config.seed, cache_dir=Path(config.results_dir) / "cache")
-    plan_budget(task, config)  # a fold count the task cannot give is refused before the storage is opened
+    budget = plan_budget(task, config)  # a fold count the task cannot give is refused before the storage is opened
     goals = search_objectives(config.objectives, task.name, task.metric)
     name = config.study or default_study_name(task.name, space.name)
     url = config.storage or default_url(config.results_dir, name)
     storage = open_storage(url)
-    return _search_in(storage, config, space, devices, task, goals, name, url, out)
+    return _search_in(storage, config, space, devices, task, budget, goals, name, url, out)
 
 
 def _search_in(storage: optuna.storages.BaseStorage, config: SearchConfig, space: SearchSpace, devices: list[str], task: Task,
-               goals: tuple[str, ...], name: str, url: str, out: IO[str]) -> SearchOutcome:
+               budget: Budget, goals: tuple[str, ...], name: str, url: str, out: IO[str]) -> SearchOutcome:
     """:func:`run_search` once its inputs are checked and its storage is open."""
     wanted = study_attrs(task.name, config.seed, task.metric, space, goals)
     try:
@@ -70,7 +70,6 @@ def _search_in(storage: optuna.storages.BaseStorage, config: SearchConfig, space
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own line per trial replaces Optuna's
     larger_is_better = maximize(task.metric)
-    budget = plan_budget(task, config)
     study = load_search_study(config, name, storage, larger_is_better, worker_seed(config.seed, len(existing), 0),
                               budget, goals)
     for key, value in wanted.items():

@@ -1,7 +1,8 @@
 """k-fold cross-validation of one candidate: the folds train in step, one epoch each in turn, so that the
 pruner and the choice of the best epoch see the mean fold curve as it grows, not one fold's noise.
 
->>> result = fit_folds(cv_folds(task, 5, seed=0), lambda: build_model(spec, task.input_spec, seed=0), config)
+>>> trainers = [Trainer(fold, "cpu") for fold in cv_folds(task, 5, seed=0)]  # once per search, not per trial
+>>> result = fit_folds(trainers, lambda: build_model(spec, task.input_spec, seed=0), config)
 >>> result.best_metric, result.val_std, result.best_epoch
 """
 
@@ -14,13 +15,13 @@ from typing import Callable
 import torch
 from torch import nn
 
-from nas.data import Task
 from nas.training.trainer import FitResult, Session, TrainConfig, Trainer, snapshot
 
 
-def fit_folds(folds: list[Task], make_model: Callable[[], nn.Module], config: TrainConfig, device: str = "auto",
+def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], config: TrainConfig,
               on_epoch: Callable[[int, float], bool] | None = None) -> FitResult:
-    """Train a fresh ``make_model()`` on each fold for ``config.max_epochs`` epochs, in step.
+    """Train a fresh ``make_model()`` on each fold (one trainer per fold, its tensors already on the device)
+    for ``config.max_epochs`` epochs, in step.
 
     After each epoch ``on_epoch(epoch, mean)`` sees the mean validation value over the folds and may stop the
     run (pruned). The result's curve is that mean; its best epoch is the best of the mean curve, with each
@@ -28,10 +29,9 @@ def fit_folds(folds: list[Task], make_model: Callable[[], nn.Module], config: Tr
     (``test_metric`` is their mean). ``best_state`` holds the first fold's weights at that epoch.
     ``config.time_limit`` bounds all folds together. Not resumable: a retry trains from the start.
     """
-    if len(folds) < 2:
-        raise ValueError(f"folds={len(folds)} must be at least 2")
+    if len(trainers) < 2:
+        raise ValueError(f"folds={len(trainers)} must be at least 2")
     torch.manual_seed(config.seed)  # the same initial weights and dropout stream on every rerun
-    trainers = [Trainer(fold, device) for fold in folds]
     runs = [Session(trainer, make_model(), config) for trainer in trainers]
     result = FitResult(trainers[0].metric)
     best_states: list[dict[str, torch.Tensor]] = []

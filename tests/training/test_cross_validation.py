@@ -17,7 +17,7 @@ CONFIG = TrainConfig(max_epochs=4, batch_size=32, lr=3e-3, seed=1)
 
 
 def folds():
-    return cv_folds(task(n=96), k=3, seed=0)
+    return [Trainer(fold, "cpu") for fold in cv_folds(task(n=96), k=3, seed=0)]
 
 
 def make():
@@ -25,8 +25,8 @@ def make():
 
 
 def test_the_curve_is_the_mean_of_each_fold_trained_alone():
-    result = fit_folds(folds(), make, CONFIG, "cpu")
-    alone = [Trainer(fold, "cpu").fit(make(), CONFIG) for fold in folds()]
+    result = fit_folds(folds(), make, CONFIG)
+    alone = [trainer.fit(make(), CONFIG) for trainer in folds()]
     for epoch, mean in enumerate(result.val_history):
         assert mean == pytest.approx(sum(r.val_history[epoch] for r in alone) / 3, abs=1e-9)
     best = result.best_epoch - 1
@@ -36,21 +36,21 @@ def test_the_curve_is_the_mean_of_each_fold_trained_alone():
 
 
 def test_steps_are_every_folds_optimiser_steps():
-    result = fit_folds(folds(), make, CONFIG, "cpu")
+    result = fit_folds(folds(), make, CONFIG)
     assert result.steps == sum(CONFIG.max_epochs * math.ceil(len(f.train) / CONFIG.batch_size) for f in folds())
 
 
 def test_pruning_sees_the_mean_and_stops_every_fold():
     seen = []
-    result = fit_folds(folds(), make, CONFIG, "cpu", on_epoch=lambda epoch, value: seen.append(value) or epoch == 2)
+    result = fit_folds(folds(), make, CONFIG, on_epoch=lambda epoch, value: seen.append(value) or epoch == 2)
     assert result.pruned and result.epochs == 2 and seen == result.val_history
 
 
 def test_the_same_seed_gives_the_same_scores():
-    first, again = (fit_folds(folds(), make, CONFIG, "cpu") for _ in range(2))
+    first, again = (fit_folds(folds(), make, CONFIG) for _ in range(2))
     assert first.val_history == again.val_history and first.fold_tests == again.fold_tests
 
 
 def test_one_fold_is_refused():
     with pytest.raises(ValueError, match="folds=1 must be at least 2"):
-        fit_folds(folds()[:1], make, CONFIG, "cpu")
+        fit_folds(folds()[:1], make, CONFIG)
