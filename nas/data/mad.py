@@ -158,7 +158,8 @@ def load_mad(probe_and_params: str, *, seed: int, cache_dir: Path) -> Task:
         _write_cache(path, data, settings["vocab"])
     splits = [Split(torch.from_numpy(data[f"{s}_x"]), torch.from_numpy(data[f"{s}_y"])) for s in SPLITS]
     vocab = settings["vocab"]
-    spec = InputSpec(seq_len=settings["seq_len"], num_outputs=vocab, vocab=vocab, per_token=True)
+    spec = InputSpec(seq_len=settings["seq_len"], num_outputs=vocab, vocab=vocab, per_token=True,
+                     bottleneck=probe == "compression")  # MAD's autoencoder: decode all from the last token
     return Task(task_name(probe, settings), *splits, input_spec=spec, metric="accuracy", classes=None, seed=seed)
 
 

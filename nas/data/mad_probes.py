@@ -12,8 +12,8 @@ model gets exactly the information MAD gives it.
 Compression is the exception: as in MAD, the target is the input itself. MAD
 scores it with an autoencoder that must decode every position from the final
 (compression) token's state; a model that predicts each position from its own
-token solves it outright, so the probe ranks architectures only under such a
-bottleneck.
+token solves it outright, so the task asks models for that bottleneck
+(``InputSpec.bottleneck``).
 """
 
 from __future__ import annotations

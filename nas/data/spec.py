@@ -17,6 +17,9 @@ class InputSpec:
     ``features`` is the size of a continuous step, ``vocab`` the number of token
     ids (exactly one of them is non-zero). ``per_token`` asks for one prediction
     per position (sequence labelling, e.g. associative recall) instead of a pooled one.
+    ``bottleneck`` (per-token only) makes every position's prediction come from
+    the last position's state alone: a task that asks for its own input back
+    (MAD's compression) is trivial without it.
     """
 
     seq_len: int
@@ -25,6 +28,7 @@ class InputSpec:
     vocab: int = 0
     target: str = "classification"
     per_token: bool = False
+    bottleneck: bool = False
 
     def __post_init__(self) -> None:
         check_int("seq_len", self.seq_len, 1)
@@ -36,6 +40,8 @@ class InputSpec:
             raise SpecError(
                 f"exactly one of features={self.features} and vocab={self.vocab} must be > 0"
             )
+        if self.bottleneck and not self.per_token:
+            raise SpecError("bottleneck=True needs per_token=True: it decodes every position from the last one")
 
     @property
     def kind(self) -> str:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from nas.data.spec import InputSpec
 from nas.models.blocks import Block
 from nas.models.embeddings import check_input, get_embedding
-from nas.models.positions import AddedPosition
+from nas.models.positions import AddedPosition, sinusoidal_table
 from nas.models.spec import ArchSpec
 
 
@@ -37,12 +37,30 @@ class Readout(nn.Module):
         return torch.einsum("bt,btd->bd", torch.softmax(scores.float(), -1).to(x.dtype), x)
 
 
+class BottleneckDecoder(nn.Module):
+    """(B, D) to (B, T, D): the last position's state plus a fixed position signal, through a two-layer MLP.
+
+    MAD's compression autoencoder decodes this way, so the blocks must pack the
+    whole sequence into that one state.
+    """
+
+    def __init__(self, tokens: int, d_model: int):
+        super().__init__()
+        self.register_buffer("positions", sinusoidal_table(tokens, d_model), persistent=False)
+        self.mlp = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(),
+                                 nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU())
+
+    def forward(self, state: Tensor) -> Tensor:
+        return self.mlp(state[:, None, :] + self.positions.to(state.dtype))
+
+
 class CompositeModel(nn.Module):
     """Embedding (by registry lookup), position, blocks, final norm, readout and head.
 
     ``forward(x, mask)`` takes x as (B, T, features) floats or (B, T) token ids
     and mask as (B, T) bool, True at real steps; it returns (B, outputs), or
-    (B, T, outputs) for per-token tasks.
+    (B, T, outputs) for per-token tasks (decoded from the last token alone when
+    the task asks for a bottleneck).
     """
 
     def __init__(self, spec: ArchSpec, input_spec: InputSpec):
@@ -55,6 +73,7 @@ class CompositeModel(nn.Module):
         self.blocks = nn.ModuleList(Block(b, spec.d_model, spec.position, spec.dropout) for b in spec.blocks)
         self.norm = nn.LayerNorm(spec.d_model)
         self.readout = None if input_spec.per_token else Readout(spec.readout, spec.d_model)
+        self.decoder = BottleneckDecoder(tokens, spec.d_model) if input_spec.bottleneck else None
         self.head = nn.Linear(spec.d_model, input_spec.num_outputs)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -63,6 +82,8 @@ class CompositeModel(nn.Module):
         for block in self.blocks:
             h = block(h, mask)
         h = self.norm(h)
+        if self.decoder is not None:
+            return self.head(self.decoder(h[:, -1]))
         return self.head(h if self.readout is None else self.readout(h, mask))
 
 

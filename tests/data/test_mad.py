@@ -149,6 +149,13 @@ def test_compression_target_is_the_input_reproduced():
     assert (x[:, 4] == 3).all() and (x[:, :4] < 3).all() and np.array_equal(x, y)
 
 
+@pytest.mark.parametrize("probe", PROBES)
+def test_only_compression_asks_models_to_decode_from_the_last_token(probe, tmp_path):
+    small = "n_train=8,n_val=4,n_test=4" + (",vocab=8,seq_len=8" if probe == "memorization" else "")
+    task = load_task(f"mad:{probe}:{small}", cache_dir=tmp_path)
+    assert task.input_spec.per_token and task.input_spec.bottleneck == (probe == "compression")
+
+
 def test_memorization_labels_each_insert_token_with_the_fixed_dictionary_value():
     table = np.array([5, 3, 4])  # vocab 7: keys 0-2, values 3-5, insert token 6
     x, y = _draw("memorization", 50, vocab=7, seq_len=8, table=table)

@@ -68,6 +68,27 @@ def test_token_inputs_and_per_token_outputs():
     assert out.shape == (3, 10, 20)
 
 
+def test_a_bottleneck_decodes_every_position_from_the_last_token_alone():
+    compression = InputSpec(seq_len=10, vocab=20, num_outputs=20, per_token=True, bottleneck=True)
+    model = build_model(spec(), compression, seed=0).eval()
+    x = torch.randint(0, 20, (3, 10), generator=torch.Generator().manual_seed(0))
+    seen = {}
+
+    def scramble_all_but_last(_module, _inputs, h):  # the blocks' output, before the decoder reads it
+        seen["h"] = h
+        return torch.cat([torch.randn_like(h[:, :-1]), h[:, -1:]], dim=1)
+
+    out = model(x)
+    handle = model.norm.register_forward_hook(scramble_all_but_last)
+    scrambled = model(x)
+    handle.remove()
+    assert out.shape == (3, 10, 20)
+    assert torch.equal(out, scrambled)  # nothing but the last state reaches the outputs
+    assert not torch.allclose(out[:, 0], out[:, 1])  # positions still differ, through the decoder's position signal
+    with pytest.raises(SpecError, match="bottleneck=True needs per_token=True"):
+        InputSpec(seq_len=10, vocab=20, num_outputs=20, bottleneck=True)
+
+
 def test_regression_head_has_one_output_per_target():
     model = build_model(spec(), InputSpec(seq_len=13, features=3, num_outputs=2, target="regression"), seed=0)
     assert model(series_batch()[0]).shape == (4, 2)
