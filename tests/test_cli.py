@@ -177,3 +177,25 @@ def test_benchmark_unknown_suite_is_one_line(capsys):
         benchmark_main(["nosuch"])
     err = capsys.readouterr().err
     assert done.value.code == 2 and err.count("\n") == 1 and "invalid choice: 'nosuch'" in err
+
+
+SMALL = "n_train=64,n_val=32,n_test=32,seq_len=16"
+MAD_TASKS = {"in_context_recall": SMALL, "fuzzy_recall": SMALL, "noisy_recall": SMALL,
+             "selective_copy": SMALL + ",to_copy=4", "compression": SMALL, "memorization": SMALL}
+
+
+@pytest.mark.parametrize("probe", MAD_TASKS)
+def test_a_one_trial_search_runs_on_each_mad_probe(probe, tmp_path):
+    name = f"mad:{probe}:{MAD_TASKS[probe]}"
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert search_main(["--task", name, "--trials", "1", "--max-epochs", "2", "--study", "s", "--storage", url,
+                        "--results", str(tmp_path), "--device", "cpu"]) == 0
+    (trial,) = load(url)
+    assert trial.state == TrialState.COMPLETE and 0 <= trial.value <= 1
+
+
+def test_an_unknown_mad_probe_lists_the_six(tmp_path, capsys):
+    assert search_main(["--task", "mad:recall", "--trials", "1", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "in_context_recall, fuzzy_recall, noisy_recall, selective_copy, compression, " \
+                                    "memorization" in err

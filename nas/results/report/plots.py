@@ -91,6 +91,24 @@ def plot_family_heatmap(best: pd.DataFrame, counts: pd.DataFrame, metric: str, m
     return _save(fig, path)
 
 
+def plot_profile(scores: pd.DataFrame, title: str, path: Path) -> Path:
+    """Mixer x probe heat map of capability scores (accuracy in [0, 1]), each cell written out."""
+    values = scores.to_numpy(dtype=float)
+    fig = Figure(figsize=(1.3 * scores.shape[1] + 3.5, 0.55 * scores.shape[0] + 2))
+    ax = fig.subplots()
+    image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    fig.colorbar(image, ax=ax, label="test accuracy on the probe's targets")
+    ax.set_xticks(range(scores.shape[1]), [c.replace("_", "\n") for c in scores.columns])
+    ax.set_yticks(range(scores.shape[0]), scores.index)
+    for i in range(scores.shape[0]):
+        for j in range(scores.shape[1]):
+            value = values[i, j]
+            ax.text(j, i, "-" if math.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=9,
+                    color="black" if value > 0.6 else "white")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
 def plot_importances(importance: pd.Series, path: Path) -> Path:
     """Horizontal bars of parameter importances, most important on top."""
     ordered = importance.sort_values()

@@ -19,6 +19,9 @@ from nas.results.report.markdown import format_cell, markdown_table
 from nas.results.report.tables import (best_so_far, cost_front, families, family_grid, importances, learning_curves, ranking,
                                references, trials_table)
 from nas.results.study import objectives, ranked_trials, state_counts
+from nas.models.spec import ArchSpec
+from nas.results.profile import capability_panel, load_profile, profile_path
+from nas.search.record import ARCH, recorded
 from nas.search.storage import display_url
 
 ATTENTION_SAMPLES = 3
@@ -69,10 +72,28 @@ def write_report(study: optuna.Study, out_dir: str | Path, *, top: int = 10, exp
     report.files += [p for p in figures.values() if p is not None]
     export = Path(export_dir) if export_dir else out / "best"
     found = answer(study, _exported(export), _minirocket(study, results_dir, report.notes) if baselines else None)
-    text = _markdown(study, report, table, full, figures, metric, maximize, storage_url, found)
+    capability = _capability(best, results_dir, report.notes)
+    if capability is not None:
+        figures["capability"] = plots.plot_profile(capability.drop(columns="role"), "The winner's parts on the MAD "
+                                                   "probes", out / "capability.png")
+        report.files.append(figures["capability"])
+    text = _markdown(study, report, table, full, figures, metric, maximize, storage_url, found, capability)
     (out / "report.md").write_text(text)
     report.files.insert(0, out / "report.md")
     return report
+
+
+def _capability(best: optuna.trial.FrozenTrial, results_dir: str | Path, notes: list[str]) -> pd.DataFrame | None:
+    """The capability profile's rows for the winner's parts and the stock Transformer, from the profile of the
+    device class the winner trained on; a note instead when there is none."""
+    device = recorded(best, "device") or "cpu"
+    folder = Path(results_dir) / "benchmarks"
+    scores = load_profile(folder, device)
+    if scores is None:
+        notes.append(f"no capability profile at {profile_path(folder, device)}: run `python scripts/benchmark.py "
+                     f"profile` to see what the winner's attention types can do")
+        return None
+    return capability_panel(scores, ArchSpec.from_json(best.user_attrs[ARCH]))
 
 
 def _attention_figure(study: optuna.Study, export_dir: Path, results_dir: str | Path, path: Path,
@@ -134,7 +155,7 @@ def _image(figures: dict[str, Path | None], key: str, alt: str) -> str:
 
 def _markdown(study: optuna.Study, report: Report, table: pd.DataFrame, full: pd.DataFrame,
               figures: dict[str, Path | None], metric: str, maximize: bool, storage_url: str | None,
-              found: Answer) -> str:
+              found: Answer, capability: pd.DataFrame | None) -> str:
     attrs = study.user_attrs
     where = f"; storage `{display_url(storage_url)}`" if storage_url else ""
     direction = "higher is better" if maximize else "lower is better"
@@ -149,6 +170,13 @@ def _markdown(study: optuna.Study, report: Report, table: pd.DataFrame, full: pd
         f"where the difference exceeds {SURE:g} standard errors and the family has at least {MIN_TRIALS} trials.", "",
         markdown_table(helped_or_hurt(table, maximize)), "",
     ]
+    if capability is not None:
+        lines += ["### What the winner's parts can do", "",
+                  "Test accuracy on the MAD capability probes (mean over the levels profiled, best of the learning-rate "
+                  "grid), for each attention type and composite in the winner, beside the stock Transformer's softmax "
+                  "attention. From the capability profile of this device class (`scripts/benchmark.py profile`).", "",
+                  markdown_table(capability.round(3).reset_index()), "",
+                  _image(figures, "capability", "capability profile of the winner's parts"), ""]
     refs = references(attrs.get("task"), ranked_trials(study)[0])
     if not refs.empty:
         lines += ["## Compared with published results", "",

@@ -103,3 +103,32 @@ def test_a_study_without_complete_trials_is_refused_and_nothing_is_written(tmp_p
     assert report_main(["--study", "empty", "--results", str(tmp_path)]) == 2
     assert "study 'empty' has no complete trial yet (1 pruned)" in capsys.readouterr().err
     assert not (tmp_path / "empty").exists()
+
+
+def test_a_profile_of_the_device_class_adds_the_capability_panel(tiny, tmp_path):
+    from nas.models.spec import ArchSpec
+    from nas.results.profile import mixers, parts, profile_path
+
+    study = tiny.load()
+    names = list(mixers(window=1))
+    runs = pd.DataFrame([(n, p, 0, 1e-3, (i + 1) / 20) for i, n in enumerate(names)
+                         for p in ("in_context_recall", "compression")],
+                        columns=["mixer", "probe", "level", "lr", "test"])
+    (tiny.results / "benchmarks").mkdir(exist_ok=True)
+    path = profile_path(tiny.results / "benchmarks", "cpu")
+    try:
+        without = (write_report(study, tmp_path / "without", results_dir=tmp_path, baselines=False).out_dir
+                   / "report.md").read_text()
+        runs.to_csv(path, index=False)
+        report = write_report(study, tmp_path / "with", results_dir=tiny.results, baselines=False)
+    finally:
+        path.unlink(missing_ok=True)
+    assert "What the winner's parts can do" not in without and "no capability profile at" in without
+    text = (report.out_dir / "report.md").read_text()
+    panel = text.split("### What the winner's parts can do")[1].split("##")[0]
+    winner = parts(ArchSpec.from_json(study.best_trial.user_attrs["arch"]))
+    for name in winner + ["dot"]:
+        score = (names.index(name) + 1) / 20
+        assert f"| {name} |" in panel and f"{score:g}" in panel, name
+    assert "capability.png" in embedded(text)
+    assert (report.out_dir / "capability.png").read_bytes().startswith(PNG)
