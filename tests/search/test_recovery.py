@@ -67,16 +67,22 @@ def test_a_retry_whose_worker_dies_too_is_failed_for_good(url):
 
 
 def test_a_killed_worker_s_trial_is_retried_from_its_checkpoint(tmp_path, monkeypatch, url):
-    code = ("import sys, nas.search.heartbeat, nas.search.objective; nas.search.heartbeat.HEARTBEAT_SECONDS = 1; "
-            "nas.search.objective.CHECKPOINT_SECONDS = 0; from nas.cli import search_main; "
-            "sys.exit(search_main(sys.argv[1:]))")
+    # The worker holds trial 1 once its first checkpoint is on disk, so the kill lands mid-trial however fast
+    # the machine: a tiny trial takes about 0.1 s, shorter than a poll could be trusted to catch.
+    code = ("import sys, time, nas.search.heartbeat, nas.search.objective as o; nas.search.heartbeat.HEARTBEAT_SECONDS = 1; "
+            "o.CHECKPOINT_SECONDS = 0; save = o.save_checkpoint\n"
+            "def save_then_hold(path, state):\n"
+            "    save(path, state)\n"
+            "    if path.name == 'trial_1.pt': time.sleep(120)\n"
+            "o.save_checkpoint = save_then_hold\n"
+            "from nas.cli import search_main; sys.exit(search_main(sys.argv[1:]))")
     worker = subprocess.Popen([sys.executable, "-c", code, *ARGS, "--results", str(tmp_path), "--storage", url],
                               cwd=ROOT)
     checkpoint = tmp_path / "k" / "checkpoints" / "trial_1.pt"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and worker.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)  # mid-epoch 2 of trial 1: no cleanup runs
+    worker.send_signal(signal.SIGKILL)  # after epoch 1 of trial 1: no cleanup runs
     worker.wait()
     assert checkpoint.exists()
     before = optuna.load_study(study_name="k", storage=open_storage(url)).trials
