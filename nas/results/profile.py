@@ -7,8 +7,8 @@ every probe over a grid of learning rate x weight decay; a difficulty level
 scores the best test accuracy over the grid, and a probe the mean over its
 levels. Models are two blocks (mixer, then MLP), as MAD's.
 
-Parameter counts are matched as MAD matches them, by width: the dot-product
-model is built at the size's width, and every other mixer at the width
+Parameter counts are matched by width, so that no mixer wins by size: the
+dot-product model is built at the size's width, and every other mixer at the width
 (a multiple of the head count) whose blocks come closest to the dot model's
 block parameters. Embeddings and output heads, the same for every mixer, are
 not counted.
@@ -79,17 +79,18 @@ class ProfileSize:
         length += f" (at most {self.seconds:g} s of training)" if self.seconds else ""
         data = "MAD's example counts" if self.n_train is None else f"<= {self.n_train} training sequences"
         levels = "every difficulty level" if self.all_levels else "baseline difficulty only"
-        return (f"size {self.name}: width {self.width} (dot; others matched), {self.heads} heads, {self.blocks} blocks, "
-                f"batch {self.batch}, {length}, {data}, {self.n_eval} validation and test sequences, "
+        return (f"size {self.name}: width {self.width} (dot; others matched), {self.heads} heads, "
+                f"{self.blocks} blocks, batch {self.batch}, {length}, {data}, {self.n_eval} validation and test sequences, "
                 f"lr {list(self.lrs)} x weight decay {list(self.weight_decays)}, {levels}, local window {self.window}")
 
 
-FULL = ProfileSize("full", width=128, heads=16, blocks=2, batch=128, epochs=200, steps=None, seconds=None, n_train=None, n_eval=1280,
-                   lrs=(1e-4, 5e-4, 1e-3), weight_decays=(0.0, 0.1), all_levels=True, window=32)
+FULL = ProfileSize("full", width=128, heads=16, blocks=2, batch=128, epochs=200, steps=None, seconds=None,
+                   n_train=None, n_eval=1280, lrs=(1e-4, 5e-4, 1e-3), weight_decays=(0.0, 0.1), all_levels=True,
+                   window=32)
 """MAD's own: width 128, 16 heads, batch 128, 200 epochs, its grid and every level; a GPU's work."""
-CPU = ProfileSize("cpu", width=32, heads=4, blocks=2, batch=64, epochs=None, steps=200, seconds=40, n_train=4000, n_eval=256,
-                  lrs=(1e-3, 3e-3), weight_decays=(0.0,), all_levels=False, window=32)
-"""Sized to finish within 30 minutes on 2 CPU cores (two runs at a time, one thread each). The time cap stops
+CPU = ProfileSize("cpu", width=32, heads=4, blocks=2, batch=64, epochs=None, steps=200, seconds=40,
+                  n_train=4000, n_eval=256, lrs=(1e-3, 3e-3), weight_decays=(0.0,), all_levels=False, window=32)
+"""Sized for a 30-minute budget on 2 CPU cores (two runs at a time, one thread each). The time cap stops
 the dearer mixers early (additive attention builds a (T, T, head) tensor; the composites run two attentions),
 so they get fewer steps than the rest; each run's ``stop`` column says so."""
 SIZES = {size.name: size for size in (CPU, FULL)}
@@ -213,7 +214,8 @@ def profile(size: ProfileSize = CPU, *, probes: Iterable[str] = PROBES, names: I
             spent = time.perf_counter() - start
             left = spent / len(rows) * (len(runs) - len(rows))
             progress(f"profile [{len(rows)}/{len(runs)}] {row['mixer']} on {row['task']} lr={row['lr']:g} "
-                     f"wd={row['weight_decay']:g}: test {row['test']:.3f} ({spent / 60:.1f} min, ~{left / 60:.1f} min left)")
+                     f"wd={row['weight_decay']:g}: test {row['test']:.3f} "
+                     f"({spent / 60:.1f} min, ~{left / 60:.1f} min left)")
 
     if jobs == 1:
         for item in work:
@@ -281,5 +283,5 @@ def load_profile(folder: str | Path, device: str | torch.device) -> pd.DataFrame
 
 
 __all__ = ["CPU", "FULL", "PAIR", "REFERENCE", "SIZES", "STOCK", "ProfileSize", "Run", "arch", "block_params",
-           "capability_panel", "device_class", "parts", "levels", "load_profile", "matched_width", "mixers", "plan", "profile", "profile_path",
-           "profile_table", "train_run"]
+           "capability_panel", "device_class", "levels", "load_profile", "matched_width", "mixers", "parts", "plan",
+           "profile", "profile_path", "profile_table", "train_run"]
