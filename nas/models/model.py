@@ -83,7 +83,8 @@ class CompositeModel(nn.Module):
             h = block(h, mask)
         h = self.norm(h)
         if self.decoder is not None:
-            return self.head(self.decoder(h[:, -1]))
+            last = h[:, -1] if mask is None else h[torch.arange(len(h), device=h.device), mask.sum(1) - 1]
+            return self.head(self.decoder(last))  # the last real token: padding comes at the end
         return self.head(h if self.readout is None else self.readout(h, mask))
 
 

@@ -126,9 +126,15 @@ def block_params(spec: ArchSpec) -> int:
     return sum(p.numel() for p in model.blocks.parameters())
 
 
+@functools.lru_cache(maxsize=None)
+def reference_params(size: ProfileSize) -> int:
+    """Block parameters of the reference mixer at the size's width: the target every other mixer is matched to."""
+    return block_params(arch(mixers(size.window)[REFERENCE], size.width, size))
+
+
 def matched_width(mixer: MixerSpec, size: ProfileSize) -> tuple[int, int]:
     """(width, block parameters): the multiple of ``size.heads`` whose blocks come closest to the reference's."""
-    target = block_params(arch(mixers(size.window)[REFERENCE], size.width, size))
+    target = reference_params(size)
     widths = range(size.heads, 4 * size.width + 1, size.heads)
     counts = {w: block_params(arch(mixer, w, size)) for w in widths}
     width = min(counts, key=lambda w: (abs(counts[w] - target), w))
@@ -284,4 +290,4 @@ def load_profile(folder: str | Path, device: str | torch.device) -> pd.DataFrame
 
 __all__ = ["CPU", "FULL", "PAIR", "REFERENCE", "SIZES", "STOCK", "ProfileSize", "Run", "arch", "block_params",
            "capability_panel", "device_class", "levels", "load_profile", "matched_width", "mixers", "parts", "plan",
-           "profile", "profile_path", "profile_table", "train_run"]
+           "profile", "profile_path", "profile_table", "reference_params", "train_run"]

@@ -85,6 +85,12 @@ def test_a_bottleneck_decodes_every_position_from_the_last_token_alone():
     assert out.shape == (3, 10, 20)
     assert torch.equal(out, scrambled)  # nothing but the last state reaches the outputs
     assert not torch.allclose(out[:, 0], out[:, 1])  # positions still differ, through the decoder's position signal
+    padded = build_model(spec(), InputSpec(seq_len=13, features=3, num_outputs=5, per_token=True, bottleneck=True),
+                         seed=0).eval()
+    series, mask = series_batch()
+    with torch.no_grad():  # a padded series decodes from its last real token, as if it had no padding
+        short = padded(series[3:4, :2])  # row 3 has 2 real steps
+        torch.testing.assert_close(padded(series, mask)[3:4], short, atol=1e-5, rtol=1e-5)
     with pytest.raises(SpecError, match="bottleneck=True needs per_token=True"):
         InputSpec(seq_len=10, vocab=20, num_outputs=20, bottleneck=True)
 
