@@ -24,11 +24,13 @@ import importlib.util
 import os
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 import sqlalchemy
+import sqlalchemy.exc
 
 from nas.search.curve_pruning import is_shadow
 
@@ -37,6 +39,7 @@ SQLITE = "sqlite:///"
 JOURNAL = "journal:"
 GRPC = "grpc://"
 BUSY_TIMEOUT_SECONDS = 30
+SETUP_ATTEMPTS = 5  # opening a fresh database races any process that sets it up at the same moment
 DRIVERS = {"postgresql": ("psycopg", "postgresql+psycopg", "postgres"), "mysql": ("pymysql", "mysql+pymysql", "mysql")}
 
 
@@ -117,7 +120,7 @@ def _immediate_transactions(engine: sqlalchemy.engine.Engine) -> None:
 
 def _rdb(url: str, engine_kwargs: dict | None = None) -> optuna.storages.RDBStorage:
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        return _rdb_set_up_once(url, engine_kwargs)
     except RuntimeError as err:  # Optuna's schema check: the database was set up by another version
         found = re.search(r"set up by optuna ([^)\s]+)", str(err))
         if found is None:
@@ -128,6 +131,25 @@ def _rdb(url: str, engine_kwargs: dict | None = None) -> optuna.storages.RDBStor
                            f"{optuna.__version__} cannot read; {fix}") from None
     except Exception as err:  # SQLAlchemy raises many types for bad URLs, drivers and hosts
         raise StorageError(f"cannot open storage {display_url(url)!r}: {str(err).splitlines()[0]}") from None
+
+
+def _rdb_set_up_once(url: str, engine_kwargs: dict | None) -> optuna.storages.RDBStorage:
+    """``RDBStorage(url)``, retried when another process set the fresh database up at the same moment.
+
+    Optuna creates the tables and stamps the schema version on open: two workers, or a dashboard and a search,
+    opening one new database together can both stamp, and the second fails on the version table's unique key
+    (or on a table that now exists). The first one's set-up is then complete, so opening again succeeds.
+    """
+    attempt = 1
+    while True:
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as err:
+            raced = isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err)
+            if not raced or attempt == SETUP_ATTEMPTS:
+                raise
+            time.sleep(0.1 * attempt)
+            attempt += 1
 
 
 def _journal(path_text: str) -> optuna.storages.JournalStorage:

@@ -61,7 +61,7 @@ def trials_of(url: str, path: Path) -> list:
     try:
         return optuna.load_study(study_name="s", storage=storage_of(url, path)).trials
     except (KeyError, RuntimeError, optuna.exceptions.StorageInternalError,
-            sqlalchemy.exc.OperationalError):  # not made yet, or made meanwhile: both sides create the tables
+            sqlalchemy.exc.SQLAlchemyError):  # not made yet, or made meanwhile: both sides set the tables up
         return []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import sqlite3
 
 import optuna
@@ -103,3 +104,27 @@ def test_workers_never_claim_one_enqueued_trial_twice(tmp_path, scheme):
     for worker in workers:
         worker.join(timeout=60)
     assert sorted(claimed) == list(range(60))
+
+
+def _open_at_once(url: str, barrier, failures) -> None:
+    barrier.wait()
+    try:
+        open_storage(url)
+    except Exception as err:  # reported to the parent, which names it
+        failures.put(f"{type(err).__name__}: {err}")
+
+
+def test_processes_opening_one_fresh_database_together_all_succeed(tmp_path):
+    """Workers, or a dashboard and a search, started together on a new database: Optuna's set-up races itself."""
+    context = multiprocessing.get_context("fork")
+    barrier, failures = context.Barrier(6), context.Queue()
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    workers = [context.Process(target=_open_at_once, args=(url, barrier, failures)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    errors = [failures.get() for _ in range(failures.qsize())]
+    assert not errors, errors
+    assert [w.exitcode for w in workers] == [0] * 6
+    assert optuna.create_study(storage=url, study_name="s").study_name == "s"
