@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from nas.models.attention import attention_names, get_attention
-from nas.models.embeddings import embedding_names
+from nas.models.embeddings import embedding_names, fits, get_embedding
 from nas.search.choices import Choice, Key, SpaceError, parse_choice
 from nas.search.portfolio import Candidate, Preset, parse_portfolio
 from nas.data.spec import InputSpec
@@ -67,6 +67,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "warmup": Key("float", 0.05, 0, 1),
     },
 }
+
+
+def _embeds(name: str, input_spec: InputSpec | None) -> bool:
+    return get_embedding(name).steps if input_spec is None else fits(name, input_spec)
+
+
+TOKEN_EXAMPLE = InputSpec(seq_len=64, vocab=64, num_outputs=64, per_token=True)
+"""The input a portfolio entry for token inputs only is checked against when the space is read."""
 
 
 def _scored(name: str) -> bool:
@@ -125,7 +133,7 @@ class SearchSpace:
         space._check_combinations()
         for candidate in space.portfolio:  # every entry must build, before any trial runs
             try:
-                space.portfolio_params(candidate=candidate)
+                space.portfolio_params(None if space._fits(candidate, None) else TOKEN_EXAMPLE, candidate)
             except ValueError as err:
                 raise SpaceError(f"{source}: portfolio entry {candidate.name!r} is not a valid architecture: "
                                  f"{str(err).removeprefix(f'portfolio entry {candidate.name!r}: ')}") from None
@@ -133,13 +141,21 @@ class SearchSpace:
 
     def portfolio_params(self, input_spec: InputSpec | None = None,
                          candidate: Candidate | None = None) -> list[tuple[str, dict[str, Any]]]:
-        """``(name, Optuna parameters)`` of each portfolio entry (or of ``candidate``) for data like ``input_spec``."""
+        """``(name, Optuna parameters)`` of each portfolio entry (or of ``candidate``) for data like ``input_spec``;
+        an entry whose embedding cannot read such data is left out (a convolutional stem has no token ids)."""
         entries = []
         for entry in self.portfolio if candidate is None else (candidate,):
+            if not self._fits(entry, input_spec):
+                continue
             preset = Preset(entry, lambda path: SCHEMA[path.split(".")[0]][path.split(".")[1]].default)
             self.sample(preset, input_spec)
             entries.append((entry.name, preset.params))
         return entries
+
+    @staticmethod
+    def _fits(entry: Candidate, input_spec: InputSpec | None) -> bool:
+        """Whether the entry's embedding reads such inputs: a token model is no candidate for a series."""
+        return _embeds(entry.values.get("model.embedding", "linear"), input_spec)
 
     def _check_combinations(self) -> None:
         """Refuse files where some draw could not become a valid spec, before any trial runs."""
@@ -159,9 +175,10 @@ class SearchSpace:
         if len(self._options("model.max_tokens")) != 1:
             raise SpaceError(f"{where}: model.max_tokens={c['model.max_tokens'].to_data()!r} is a budget, not a "
                              f"choice; give one number of tokens")
-        for kernel in self._options("model.stem_kernel") if "conv" in c["model.embedding"].values else ():
+        stems = [e for e in c["model.embedding"].values if e != "linear"]
+        for kernel, kind in ((k, e) for k in self._options("model.stem_kernel") for e in stems):
             try:
-                EmbeddingSpec("conv", (kernel,))
+                EmbeddingSpec(kind, (kernel,))
             except ValueError as err:
                 raise SpaceError(f"{where}: model.stem_kernel={kernel}: {err}") from None
         positions = c["model.position"].values
@@ -248,7 +265,7 @@ class SearchSpace:
         readout = draw(trial, "readout", "model.readout")
         patchable = input_spec is None or (input_spec.kind == "continuous" and not input_spec.per_token)
         patch = draw(trial, "patch", "model.patch", self._patches(input_spec)) if patchable else 1
-        embedding = self._embedding(trial) if patchable else EmbeddingSpec()
+        embedding = self._embedding(trial, input_spec)
         dropout = draw(trial, "dropout", "model.dropout")
         spec = ArchSpec(d_model, blocks, position, readout, patch, dropout, embedding)
         train = TrainConfig(
@@ -269,12 +286,17 @@ class SearchSpace:
         fitting = tuple(p for p in options if math.ceil(input_spec.seq_len / p) <= budget)
         return fitting or (math.ceil(input_spec.seq_len / budget),)
 
-    def _embedding(self, trial: Any) -> EmbeddingSpec:
-        kind = self._draw(trial, "embedding", "model.embedding")
-        if kind != "conv":
+    def _embedding(self, trial: Any, input_spec: InputSpec | None) -> EmbeddingSpec:
+        """One of the listed embeddings that can read the input (without one: continuous steps). A study has one
+        task, so the narrowing never changes within it, and the parameter keeps its plain name."""
+        allowed = tuple(e for e in self._options("model.embedding") if _embeds(e, input_spec))
+        if not allowed:
+            return EmbeddingSpec()
+        kind = self._draw(trial, "embedding", "model.embedding", allowed, stable=True)
+        if kind == "linear":
             return EmbeddingSpec(kind)
         layers = self._draw(trial, "stem.layers", "model.stem_layers")
-        return EmbeddingSpec("conv", tuple(self._draw(trial, f"stem.k{j}", "model.stem_kernel") for j in range(layers)))
+        return EmbeddingSpec(kind, tuple(self._draw(trial, f"stem.k{j}", "model.stem_kernel") for j in range(layers)))
 
     def _draw(self, trial: Any, name: str, path: str, options: tuple[Any, ...] | None = None,
               stable: bool = False) -> Any:

@@ -71,6 +71,17 @@ def test_the_shipped_portfolios_build_the_stock_transformer_and_one_model_per_ty
         assert types == {"dot", "general", "additive", "cosine", "local", "linear"}
 
 
+def test_each_input_gets_the_portfolio_entries_whose_embedding_reads_it():
+    """A convolutional stem cannot read token ids, and a token table no series: such entries are left out."""
+    space = load_space("default")
+    series = dict(space.portfolio_params(InputSpec(seq_len=96, features=1, num_outputs=2)))
+    tokens = dict(space.portfolio_params(InputSpec(seq_len=64, vocab=64, num_outputs=64, per_token=True)))
+    assert "conv-transformer-64x2" in series and "shortconv-transformer-64x2" not in series
+    assert "shortconv-transformer-64x2" in tokens and "conv-transformer-64x2" not in tokens
+    assert set(tokens) - {"shortconv-transformer-64x2"} == set(series) - {"conv-transformer-64x2"}
+    assert tokens["shortconv-transformer-64x2"]["embedding"] == "shortconv"
+
+
 @pytest.mark.parametrize("entry,message", [
     ("bad: {model: {d_modle: 8}}", r"portfolio entry 'bad': unknown key 'model.d_modle'; allowed in model: d_model"),
     ("bad: {model: {d_model: 32}}", r"portfolio entry 'bad' is not a valid architecture: model.d_model=32 is not "

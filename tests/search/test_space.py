@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -37,8 +38,8 @@ def test_the_repository_ships_four_space_files():
 @pytest.mark.parametrize("path", SPACE_FILES, ids=lambda p: p.stem)
 def test_1000_samples_give_valid_specs_that_build(path):
     space = SearchSpace.from_file(path)
-    for i, trial in enumerate(random_trials(1000)):
-        input_spec = TOKENS if i % 5 == 0 else SERIES
+    draws = itertools.chain(((SERIES, t) for t in random_trials(800)), ((TOKENS, t) for t in random_trials(200)))
+    for input_spec, trial in draws:  # a study per task, as the search keeps them
         spec, train = space.sample(trial, input_spec)
         assert isinstance(train, TrainConfig)
         model = build_model(spec, input_spec)
@@ -179,3 +180,10 @@ def test_a_pattern_of_distinct_blocks_repeats_to_the_depth_and_a_large_one_frees
         blocks = repeated.sample(trial, SERIES)[0].blocks
         assert len(blocks) == 4 and blocks[0] == blocks[2] and blocks[1] == blocks[3]
     assert any(len({b.mixer for b in free.sample(t, SERIES)[0].blocks}) > 2 for t in random_trials(30))
+
+
+def test_each_input_draws_only_the_embeddings_that_can_read_it():
+    space = load_space("default")  # lists linear, conv and shortconv
+    drawn = {kind: {space.sample(trial, kind)[0].embedding.type for trial in random_trials(60, seed=2)}
+             for kind in (SERIES, TOKENS)}
+    assert drawn[SERIES] == {"linear", "conv"} and drawn[TOKENS] == {"linear", "shortconv"}

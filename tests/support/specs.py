@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from nas.models.attention import attention_names, get_attention
-from nas.models.embeddings import embedding_names
+from nas.models.embeddings import embedding_names, get_embedding
 from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, EmbeddingSpec, MixerSpec, SpecError
 from nas.models.topologies import get_topology, topology_names
 
@@ -69,15 +69,16 @@ def random_spec(rng: random.Random) -> ArchSpec:
             BlockSpec(random_mixer(rng, d_model), rng.randint(1, 4), rng.choice(("gelu", "relu", "swiglu")))
             for _ in range(rng.randint(1, 3))
         )
+        embedding = random_embedding(rng)
         try:
             return ArchSpec(
                 d_model=d_model,
                 blocks=blocks,
                 position=rng.choice(("learned", "sinusoidal", "rotary", "alibi", "none")),
                 readout=rng.choice(("mean", "first", "attention")),
-                patch=rng.choice((1, 1, 2, 3)),
+                patch=rng.choice((1, 1, 2, 3)) if get_embedding(embedding.type).steps else 1,  # ids are not patched
                 dropout=rng.choice((0.0, 0.1)),
-                embedding=random_embedding(rng),
+                embedding=embedding,
             )
         except SpecError:
             continue

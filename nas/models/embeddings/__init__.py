@@ -40,12 +40,22 @@ def embedding_names() -> tuple[str, ...]:
     return EMBEDDING.names()
 
 
+def fits(name: str, input_spec: InputSpec) -> bool:
+    """Whether embedding ``name`` can embed inputs like ``input_spec`` (token ids or steps; per-token or pooled)."""
+    family = get_embedding(name)
+    return (family.tokens if input_spec.kind == "tokens" else family.steps) and (family.per_token
+                                                                                  or not input_spec.per_token)
+
+
 def check_input(spec: EmbeddingSpec, input_spec: InputSpec, patch: int) -> None:
     """Refuse, as a one-line ``SpecError``, an embedding or patch the input cannot take; called by ``build_model``."""
     family = get_embedding(spec.type)
     if input_spec.kind == "tokens" and not family.tokens:
         able = ", ".join(repr(n) for n in embedding_names() if get_embedding(n).tokens)
         raise SpecError(f"embedding {spec.type!r} reads continuous steps; token inputs need embedding {able}")
+    if input_spec.kind != "tokens" and not family.steps:
+        able = ", ".join(repr(n) for n in embedding_names() if get_embedding(n).steps)
+        raise SpecError(f"embedding {spec.type!r} reads token ids; continuous steps need embedding {able}")
     if input_spec.per_token and not family.per_token:
         able = ", ".join(repr(n) for n in embedding_names() if get_embedding(n).per_token)
         raise SpecError(f"embedding {spec.type!r} is for pooled tasks; per-token tasks need embedding {able}")
@@ -56,6 +66,6 @@ def check_input(spec: EmbeddingSpec, input_spec: InputSpec, patch: int) -> None:
 
 
 # Importing an embedding registers it.
-from nas.models.embeddings import conv, linear  # noqa: E402,F401
+from nas.models.embeddings import conv, linear, shortconv  # noqa: E402,F401
 
-__all__ = ["Embedding", "check_input", "embedding_names", "get_embedding", "patches", "register_embedding"]
+__all__ = ["Embedding", "check_input", "embedding_names", "fits", "get_embedding", "patches", "register_embedding"]

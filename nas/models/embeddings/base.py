@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nas.core.checks import SpecError
+
 if TYPE_CHECKING:
     from nas.data.spec import InputSpec
 
@@ -36,6 +38,7 @@ class Embedding(nn.Module, ABC):
 
     name: ClassVar[str] = ""
     tokens: ClassVar[bool] = False  # embeds token ids (inputs with a vocabulary)
+    steps: ClassVar[bool] = True  # embeds continuous steps
     per_token: ClassVar[bool] = False  # may serve per-token tasks (one prediction per input step)
 
     def __init__(self, spec: EmbeddingSpec, input_spec: InputSpec, d_model: int, patch: int):
@@ -54,6 +57,16 @@ class Embedding(nn.Module, ABC):
     @abstractmethod
     def forward(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """(B, T, F) or (B, T) ids, mask (B, T) -> tokens (B, ceil(T / patch), D), mask (B, ceil(T / patch))."""
+
+
+def check_kernels(name: str, kernels: tuple[int, ...], max_layers: int) -> None:
+    """Refuse a stem of other than 1 to ``max_layers`` odd kernel sizes (same-length padding needs them odd)."""
+    if not 1 <= len(kernels) <= max_layers:
+        raise SpecError(f"kernels={kernels}: embedding {name!r} takes 1 to {max_layers} kernel sizes, got {len(kernels)}")
+    for k in kernels:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+            raise SpecError(f"kernels={kernels}: kernel size {k!r} must be an odd integer >= 1 "
+                            "(same-length padding puts k // 2 steps on each side)")
 
 
 def patches(x: Tensor, mask: Tensor | None, patch: int) -> tuple[Tensor, Tensor | None]:
@@ -76,4 +89,4 @@ def patches(x: Tensor, mask: Tensor | None, patch: int) -> tuple[Tensor, Tensor 
     return x, mask
 
 
-__all__ = ["Embedding", "patches"]
+__all__ = ["Embedding", "check_kernels", "patches"]

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nas.core.checks import SpecError, check_int
+from nas.core.checks import check_int
 from nas.models.embeddings import register_embedding
-from nas.models.embeddings.base import Embedding, patches
+from nas.models.embeddings.base import Embedding, check_kernels, patches
 
 if TYPE_CHECKING:
     from nas.data.spec import InputSpec
@@ -48,13 +48,7 @@ class ConvStem(Embedding):
 
     @classmethod
     def check(cls, spec: EmbeddingSpec) -> None:
-        n = len(spec.kernels)
-        if not 1 <= n <= MAX_LAYERS:
-            raise SpecError(f"kernels={spec.kernels}: embedding 'conv' takes 1 to {MAX_LAYERS} kernel sizes, got {n}")
-        for k in spec.kernels:
-            if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
-                raise SpecError(f"kernels={spec.kernels}: kernel size {k!r} must be an odd integer >= 1 "
-                                "(same-length padding puts k // 2 steps on each side)")
+        check_kernels("conv", spec.kernels, MAX_LAYERS)
         if spec.channels is not None:
             check_int("channels", spec.channels, 1)
 

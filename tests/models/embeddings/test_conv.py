@@ -43,7 +43,7 @@ def test_build_model_refuses_a_stem_for_token_inputs_in_one_line():
     arch = ArchSpec(d_model=16, blocks=(BlockSpec(MixerSpec("single", (A("dot", 4),))),),
                     embedding=EmbeddingSpec("conv", (3,)))
     with pytest.raises(SpecError, match=r"^embedding 'conv' reads continuous steps; token inputs need embedding "
-                                        r"'linear'$"):
+                                        r"'linear', 'shortconv'$"):
         build_model(arch, InputSpec(seq_len=8, vocab=5, num_outputs=2))
     with pytest.raises(SpecError, match=r"^embedding 'conv' is for pooled tasks; per-token tasks need embedding"):
         build_model(arch, InputSpec(seq_len=8, features=2, num_outputs=2, per_token=True))

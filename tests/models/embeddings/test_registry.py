@@ -3,8 +3,8 @@ import pytest
 from nas.models.embeddings import Embedding, embedding_names, get_embedding, register_embedding
 
 
-def test_linear_and_conv_are_registered():
-    assert {"linear", "conv"} <= set(embedding_names())
+def test_linear_conv_and_shortconv_are_registered():
+    assert {"linear", "conv", "shortconv"} <= set(embedding_names())
 
 
 def test_duplicate_name_raises():
@@ -17,5 +17,5 @@ def test_duplicate_name_raises():
 
 
 def test_unknown_name_lists_known_names_and_suggests_close_match():
-    with pytest.raises(ValueError, match=r"unknown embedding 'lineer'; did you mean 'linear'\? allowed: conv, linear"):
+    with pytest.raises(ValueError, match=r"unknown embedding 'lineer'; did you mean 'linear'\? allowed: conv, linear, shortconv"):
         get_embedding("lineer")
