@@ -26,7 +26,7 @@ import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import optuna
 import sqlalchemy
@@ -39,6 +39,7 @@ SQLITE = "sqlite:///"
 JOURNAL = "journal:"
 GRPC = "grpc://"
 BUSY_TIMEOUT_SECONDS = 30
+T = TypeVar("T")
 SETUP_ATTEMPTS = 5  # opening a fresh database races any process that sets it up at the same moment
 DRIVERS = {"postgresql": ("psycopg", "postgresql+psycopg", "postgres"), "mysql": ("pymysql", "mysql+pymysql", "mysql")}
 
@@ -92,9 +93,7 @@ def _sqlite(url: str) -> optuna.storages.RDBStorage:
         raise StorageError(f"storage {url!r} cannot be written: no write permission on {str(path)!r}")
     if not path.exists():
         # WAL lets readers and one writer work at once; the mode is kept in the file, so it is set once, here.
-        with sqlite3.connect(path) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-        connection.close()
+        _set_up_racing(lambda: _write_ahead_log(path), lambda err: "locked" in str(err))
     storage = _rdb(url, {"connect_args": {"timeout": BUSY_TIMEOUT_SECONDS}})
     _immediate_transactions(storage.engine)
     return storage
@@ -133,6 +132,14 @@ def _rdb(url: str, engine_kwargs: dict | None = None) -> optuna.storages.RDBStor
         raise StorageError(f"cannot open storage {display_url(url)!r}: {str(err).splitlines()[0]}") from None
 
 
+def _write_ahead_log(path: Path) -> None:
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
 def _rdb_set_up_once(url: str, engine_kwargs: dict | None) -> optuna.storages.RDBStorage:
     """``RDBStorage(url)``, retried when another process set the fresh database up at the same moment.
 
@@ -140,13 +147,19 @@ def _rdb_set_up_once(url: str, engine_kwargs: dict | None) -> optuna.storages.RD
     opening one new database together can both stamp, and the second fails on the version table's unique key
     (or on a table that now exists). The first one's set-up is then complete, so opening again succeeds.
     """
+    return _set_up_racing(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs),
+                          lambda err: isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err))
+
+
+def _set_up_racing(set_up: Callable[[], T], raced: Callable[[Exception], bool]) -> T:
+    """``set_up()``, tried again (a few times, briefly apart) while it fails as ``raced`` says another process's
+    set-up of the same new database does."""
     attempt = 1
     while True:
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as err:
-            raced = isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err)
-            if not raced or attempt == SETUP_ATTEMPTS:
+            return set_up()
+        except (sqlalchemy.exc.SQLAlchemyError, sqlite3.Error) as err:
+            if not raced(err) or attempt == SETUP_ATTEMPTS:
                 raise
             time.sleep(0.1 * attempt)
             attempt += 1
