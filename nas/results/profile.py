@@ -35,7 +35,7 @@ from nas.data.mad import LEVELS, PROBES, task_name
 from nas.data.spec import InputSpec
 from nas.models.attention import attention_names, get_attention
 from nas.models.model import build_model
-from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, MixerSpec
+from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, EmbeddingSpec, MixerSpec
 from nas.training.trainer import Trainer, TrainConfig
 
 PAIR = ("dot", "local")
@@ -65,6 +65,7 @@ class ProfileSize:
     weight_decays: tuple[float, ...]
     all_levels: bool  # every difficulty level (MAD), or each probe's baseline only
     window: int  # the sliding window of ``local`` attention, each side
+    stem: tuple[int, ...] = ()  # kernels of a short convolution over the token embeddings; (): the table alone (MAD)
 
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
@@ -81,18 +82,24 @@ class ProfileSize:
         levels = "every difficulty level" if self.all_levels else "baseline difficulty only"
         return (f"size {self.name}: width {self.width} (dot; others matched), {self.heads} heads, "
                 f"{self.blocks} blocks, batch {self.batch}, {length}, {data}, {self.n_eval} validation and test sequences, "
-                f"lr {list(self.lrs)} x weight decay {list(self.weight_decays)}, {levels}, local window {self.window}")
+                f"lr {list(self.lrs)} x weight decay {list(self.weight_decays)}, {levels}, local window {self.window}, "
+                + (f"every mixer behind a short convolution (kernels {list(self.stem)})" if self.stem
+                   else "token embeddings as MAD's"))
 
 
 FULL = ProfileSize("full", width=128, heads=16, blocks=2, batch=128, epochs=200, steps=None, seconds=None,
                    n_train=None, n_eval=1280, lrs=(1e-4, 5e-4, 1e-3), weight_decays=(0.0, 0.1), all_levels=True,
                    window=32)
 """MAD's own: width 128, 16 heads, batch 128, 200 epochs, its grid and every level; a GPU's work."""
-CPU = ProfileSize("cpu", width=32, heads=4, blocks=2, batch=64, epochs=None, steps=200, seconds=40,
-                  n_train=4000, n_eval=256, lrs=(1e-3, 3e-3), weight_decays=(0.0,), all_levels=False, window=32)
-"""Sized for a 30-minute budget on 2 CPU cores (two runs at a time, one thread each). The time cap stops
-the dearer mixers early (additive attention builds a (T, T, head) tensor; the composites run two attentions),
-so they get fewer steps than the rest; each run's ``stop`` column says so."""
+CPU = ProfileSize("cpu", width=32, heads=4, blocks=2, batch=64, epochs=None, steps=400, seconds=60,
+                  n_train=4000, n_eval=256, lrs=(3e-3,), weight_decays=(0.0,), all_levels=False, window=32,
+                  stem=(3,))
+"""Sized for a 30-minute budget on 2 CPU cores (two runs at a time, one thread each). Recall through attention
+alone forms after thousands of steps (MAD trains 20,000); behind a short convolution, as H3, Hyena and Based
+put one, it forms within a few hundred, which a CPU can give every mixer, so the CPU size adds one and spends
+its time on steps rather than on a grid. The time cap stops the dearer mixers early (additive attention builds
+a (T, T, head) tensor; the composites run two attentions), so they get fewer steps than the rest; each run's
+``stop`` column says so."""
 SIZES = {size.name: size for size in (CPU, FULL)}
 
 
@@ -115,9 +122,10 @@ def _with_heads(mixer: MixerSpec, heads: int) -> MixerSpec:
 
 def arch(mixer: MixerSpec, width: int, size: ProfileSize) -> ArchSpec:
     """The profile's model around ``mixer``: ``size.blocks`` pre-norm blocks with sinusoidal positions, which
-    every attention type takes."""
+    every attention type takes, behind the size's short convolution if it has one."""
     block = BlockSpec(_with_heads(mixer, size.heads))
-    return ArchSpec(d_model=width, blocks=(block,) * size.blocks, position="sinusoidal")
+    embedding = EmbeddingSpec("shortconv", size.stem) if size.stem else EmbeddingSpec()
+    return ArchSpec(d_model=width, blocks=(block,) * size.blocks, position="sinusoidal", embedding=embedding)
 
 
 def block_params(spec: ArchSpec) -> int:

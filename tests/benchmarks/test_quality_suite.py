@@ -49,7 +49,7 @@ def test_the_baseline_is_sized_within_tolerance_and_keeps_the_patch(target):
 
 
 def test_tasks_take_short_ucr_names_and_refuse_others_by_name():
-    assert chosen_tasks(("GunPoint", "mqar"), quick=False) == ("ucr:GunPoint", "mqar:pairs=4")  # Zoology's smallest
+    assert chosen_tasks(("GunPoint", "mqar"), quick=False) == ("ucr:GunPoint", "mqar:pairs=4,n_train=10000")  # Zoology's smallest
     assert chosen_tasks(None, quick=False) == TASKS
     with pytest.raises(ValueError, match=r"task 'ucr:Coffee' is not in the quality suite; allowed: ucr:ArrowHead"):
         chosen_tasks(("ucr:Coffee",), quick=False)

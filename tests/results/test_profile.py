@@ -13,7 +13,7 @@ from nas.models.spec import ArchSpec, AttentionSpec as A, BlockSpec, MixerSpec
 from nas.results.profile import (CPU, FULL, PAIR, arch, block_params, capability_panel, levels, load_profile,
                                  matched_width, mixers, plan, profile, profile_path, profile_table)
 
-TINY = replace(CPU, name="tiny", width=8, heads=2, steps=3, n_train=40, n_eval=24, lrs=(1e-3, 3e-3))
+TINY = replace(CPU, name="tiny", width=8, heads=2, steps=3, n_train=40, n_eval=24, lrs=(1e-3, 3e-3))  # a grid of 2
 
 
 def test_every_attention_type_alone_then_each_topology_over_the_fixed_pair():
@@ -46,7 +46,9 @@ def test_cpu_size_runs_each_probes_baseline_with_capped_data_and_full_size_every
         assert [{k: v for k, v in lv.items() if k not in ("n_val", "n_test")} for lv in full] == LEVELS[probe]
     assert (FULL.width, FULL.batch, FULL.epochs, FULL.lrs, FULL.weight_decays) == (128, 128, 200, (1e-4, 5e-4, 1e-3),
                                                                                     (0.0, 0.1))
-    assert CPU.epochs_for(4000) == 3 and CPU.epochs_for(256) == 50  # about 200 steps of 64 either way
+    assert CPU.epochs_for(4000) == 6 and CPU.epochs_for(256) == 100  # about 400 steps of 64 either way
+    assert arch(mixers(CPU.window)["dot"], 32, CPU).embedding.type == "shortconv"
+    assert arch(mixers(FULL.window)["dot"], 128, FULL).embedding.type == "linear"  # MAD's token table alone
     with pytest.raises(ValueError, match="exactly one of epochs"):
         replace(CPU, epochs=3)
 
