@@ -93,7 +93,10 @@ def _sqlite(url: str) -> optuna.storages.RDBStorage:
         raise StorageError(f"storage {url!r} cannot be written: no write permission on {str(path)!r}")
     if not path.exists():
         # WAL lets readers and one writer work at once; the mode is kept in the file, so it is set once, here.
-        _set_up_racing(lambda: _write_ahead_log(path), lambda err: "locked" in str(err))
+        try:
+            _set_up_racing(lambda: _write_ahead_log(path), lambda err: "locked" in str(err))
+        except sqlite3.Error as err:
+            raise StorageError(f"cannot open storage {url!r}: {str(err).splitlines()[0]}") from None
     storage = _rdb(url, {"connect_args": {"timeout": BUSY_TIMEOUT_SECONDS}})
     _immediate_transactions(storage.engine)
     return storage
