@@ -2,7 +2,9 @@
 
 An 8-epoch ceiling is 16 optimiser steps on a 36-series set; here every
 candidate may see at least ``min_examples`` training examples (so small sets
-get more epochs), each epoch takes at least :data:`STEPS_PER_EPOCH` steps
+get more epochs) and at least :data:`FLOOR_EPOCHS` epochs (close to the 30 a
+stock Transformer is usually given: at 8, the default digits run's
+candidates stopped short of converging), each epoch takes at least :data:`STEPS_PER_EPOCH` steps
 (batches are capped at a share of the training set), and Hyperband's rungs
 run from about 1/27 of the largest budget to all of it. A task with fewer
 than ``cv_below`` non-test samples is scored by k-fold cross-validation.
@@ -21,7 +23,7 @@ from nas.data import Task
 from nas.data.folds import check_folds
 from nas.search.config import SearchConfig
 
-FLOOR_EPOCHS = 8  # the fewest epochs a scaled budget gives, however large the set
+FLOOR_EPOCHS = 24  # the fewest epochs a scaled budget gives, however large the set
 MAX_EPOCHS = 1000  # the most: beyond it a set is too small for epochs to be the unit
 STEPS_PER_EPOCH = 4  # batches are capped so that one epoch takes at least this many optimiser steps
 RUNGS = 27  # Hyperband's smallest budget is the largest over this (reduction factor 3: four rungs)

@@ -13,7 +13,7 @@ from nas.search.config import SearchConfig
 from tests.data.test_folds import small_task
 
 
-def test_digits_keeps_its_eight_epochs_and_one_validation_split():
+def test_digits_gets_the_floor_of_epochs_and_one_validation_split():
     task = load_task("digits", seed=0)
     budget = plan_budget(task, SearchConfig())
     assert (budget.epochs, budget.min_epochs, budget.folds) == (FLOOR_EPOCHS, 1, 0)

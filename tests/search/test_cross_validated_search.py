@@ -25,7 +25,7 @@ def small_file(tmp_path, n: int = 40) -> str:
 
 def test_small_data_is_scored_by_the_mean_of_five_folds(tmp_path):
     out = io.StringIO()
-    outcome = run_search(SearchConfig(task=small_file(tmp_path), space="tiny", trials=2, min_examples=64,
+    outcome = run_search(SearchConfig(task=small_file(tmp_path), space="tiny", trials=2, max_epochs=8,
                                       pruner="none", study="cv", results_dir=str(tmp_path), quiet=True), out=out)
     assert outcome.status == "done" and "5-fold cross-validation" in out.getvalue()
     for trial in optuna.load_study(study_name="cv", storage=outcome.storage).trials:
