@@ -39,6 +39,7 @@ def run_search(config: SearchConfig, out: IO[str] | None = None) -> SearchOutcom
     space = load_space(config.space)
     devices = assign_devices(config.devices, config.jobs, config.device)
     task = load_task(config.task, seed=config.seed, cache_dir=Path(config.results_dir) / "cache")
+    space.check_input(task.input_spec)
     budget = plan_budget(task, config)  # a fold count the task cannot give is refused before the storage is opened
     goals = search_objectives(config.objectives, task.name, task.metric)
     name = config.study or default_study_name(task.name, space.name)

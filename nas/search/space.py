@@ -286,11 +286,22 @@ class SearchSpace:
         fitting = tuple(p for p in options if math.ceil(input_spec.seq_len / p) <= budget)
         return fitting or (math.ceil(input_spec.seq_len / budget),)
 
+    def check_input(self, input_spec: InputSpec) -> None:
+        """Refuse, before a study is touched, a space none of whose embeddings can read the task's input."""
+        listed = self._options("model.embedding")
+        if not any(_embeds(e, input_spec) for e in listed):
+            able = ", ".join(repr(e) for e in embedding_names() if fits(e, input_spec))
+            what = "token ids" if input_spec.kind == "tokens" else "continuous steps"
+            raise SpaceError(f"{self.source}: model.embedding={list(listed)} has none that reads {what}; "
+                             f"list one of {able}")
+
     def _embedding(self, trial: Any, input_spec: InputSpec | None) -> EmbeddingSpec:
-        """One of the listed embeddings that can read the input (without one: continuous steps). A study has one
-        task, so the narrowing never changes within it, and the parameter keeps its plain name."""
+        """One of the listed embeddings that can read the input (without an input: those that read steps). A study
+        has one task, so the narrowing never changes within it, and the parameter keeps its plain name."""
         allowed = tuple(e for e in self._options("model.embedding") if _embeds(e, input_spec))
         if not allowed:
+            if input_spec is not None:
+                self.check_input(input_spec)
             return EmbeddingSpec()
         kind = self._draw(trial, "embedding", "model.embedding", allowed, stable=True)
         if kind == "linear":

@@ -171,6 +171,32 @@ def test_the_space_draws_convolutional_stems_with_odd_kernels():
         SearchSpace.from_dict({"model": {"embedding": ["conv"], "stem_kernel": [3, 4]}})
 
 
+def test_a_space_with_no_embedding_for_the_input_is_refused_not_quietly_given_linear():
+    series_only = SearchSpace.from_dict({"model": {"embedding": ["conv"]}}, source="conv.yaml")
+    series_only.check_input(SERIES)
+    message = ("conv.yaml: model.embedding=['conv'] has none that reads token ids; "
+               "list one of 'linear', 'shortconv'")
+    with pytest.raises(SpaceError) as info:
+        series_only.check_input(TOKENS)
+    assert str(info.value) == message
+    with pytest.raises(SpaceError, match=re.escape(message)):
+        series_only.sample(next(random_trials(1)), TOKENS)
+    with pytest.raises(SpaceError, match=r"model.embedding=\['shortconv'\] has none that reads continuous steps; "
+                                         r"list one of 'conv', 'linear'"):
+        SearchSpace.from_dict({"model": {"embedding": ["shortconv"]}}).check_input(SERIES)
+
+
+def test_the_search_refuses_such_a_space_in_one_line_before_the_study_exists(tmp_path, capsys):
+    from nas.cli import search_main
+    space = tmp_path / "series.yaml"
+    space.write_text("model: {embedding: [conv]}\n")
+    code = search_main(["--task", "mqar:n_train=64,n_test=64", "--space", str(space), "--trials", "1",
+                        "--results", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "has none that reads token ids" in err
+    assert not list((tmp_path / "results").glob("*.db"))
+
+
 def test_a_pattern_of_distinct_blocks_repeats_to_the_depth_and_a_large_one_frees_every_block():
     repeated = SearchSpace.from_dict({"model": {"depth": 4, "pattern": 2}, "mixer": {"topology": ["single", "serial"]},
                                       "attention": {"type": ["dot", "linear", "cosine"]}})
