@@ -2,9 +2,10 @@
 
 An 8-epoch ceiling is 16 optimiser steps on a 36-series set; here every
 candidate may see at least ``min_examples`` training examples (so small sets
-get more epochs) and at least :data:`FLOOR_EPOCHS` epochs (close to the 30 a
-stock Transformer is usually given: at 8, the default digits run's
-candidates stopped short of converging), each epoch takes at least :data:`STEPS_PER_EPOCH` steps
+get more epochs) and at least :data:`FLOOR_EXAMPLES` in 8 to 24 passes (a
+stock Transformer is usually given 30 epochs; at 8, the default digits run's
+candidates stopped short of converging, while a set of 10,000 sequences
+converges within 8), each epoch takes at least :data:`STEPS_PER_EPOCH` steps
 (batches are capped at a share of the training set), and Hyperband's rungs
 run from about 1/27 of the largest budget to all of it. A task with fewer
 than ``cv_below`` non-test samples is scored by k-fold cross-validation.
@@ -23,7 +24,8 @@ from nas.data import Task
 from nas.data.folds import check_folds
 from nas.search.config import SearchConfig
 
-FLOOR_EPOCHS = 24  # the fewest epochs a scaled budget gives, however large the set
+FLOOR_EXAMPLES = 80_000  # every candidate may see about this many examples ...
+FLOOR_EPOCHS = (8, 24)  # ... in at least 8 and at most 24 passes: a large set gets 8, one under 3,334 samples 24
 MAX_EPOCHS = 1000  # the most: beyond it a set is too small for epochs to be the unit
 STEPS_PER_EPOCH = 4  # batches are capped so that one epoch takes at least this many optimiser steps
 RUNGS = 27  # Hyperband's smallest budget is the largest over this (reduction factor 3: four rungs)
@@ -72,8 +74,10 @@ def plan_budget(task: Task, config: SearchConfig) -> Budget:
     if config.max_epochs is not None:
         epochs = config.max_epochs
     else:
-        epochs = min(MAX_EPOCHS, max(FLOOR_EPOCHS, math.ceil(config.min_examples / samples)))
+        fewest, most = FLOOR_EPOCHS
+        floor = min(most, max(fewest, math.ceil(FLOOR_EXAMPLES / samples)))
+        epochs = min(MAX_EPOCHS, max(floor, math.ceil(config.min_examples / samples)))
     return Budget(epochs, max(1, epochs // RUNGS), samples, max(1, samples // STEPS_PER_EPOCH), folds)
 
 
-__all__ = ["Budget", "FLOOR_EPOCHS", "MAX_EPOCHS", "RUNGS", "STEPS_PER_EPOCH", "plan_budget", "uses_cv"]
+__all__ = ["Budget", "FLOOR_EPOCHS", "FLOOR_EXAMPLES", "MAX_EPOCHS", "RUNGS", "STEPS_PER_EPOCH", "plan_budget", "uses_cv"]

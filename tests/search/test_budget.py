@@ -16,8 +16,14 @@ from tests.data.test_folds import small_task
 def test_digits_gets_the_floor_of_epochs_and_one_validation_split():
     task = load_task("digits", seed=0)
     budget = plan_budget(task, SearchConfig())
-    assert (budget.epochs, budget.min_epochs, budget.folds) == (FLOOR_EPOCHS, 1, 0)
+    assert (budget.epochs, budget.min_epochs, budget.folds) == (FLOOR_EPOCHS[1], 1, 0)
     assert budget.train_samples == len(task.train) and budget.batch(256) == 256
+
+
+@pytest.mark.parametrize("n_train, epochs", [(3200, 24), (5000, 16), (10_000, 8), (20_000, 8)])
+def test_a_larger_set_gets_fewer_passes_down_to_eight(n_train, epochs):
+    task = load_task(f"mqar:n_train={n_train},n_val=10,n_test=10", seed=0)
+    assert plan_budget(task, SearchConfig()).epochs == epochs  # about 80,000 examples, in 8 to 24 passes
 
 
 def test_a_small_set_is_cross_validated_with_more_epochs_and_smaller_batches():
