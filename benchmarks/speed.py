@@ -51,14 +51,14 @@ from nas.training.device import resolve_device  # noqa: E402
 TASK = "digits"
 MINUTES, QUICK_MINUTES = 12.0, 0.1
 SEEDS = 3
-QUICK_PEER_EPOCHS = 2  # a quick run only checks the machinery; a real run uses the peer's own default
+QUICK_EPOCHS = 2  # a quick run only checks the machinery, so both sides train this many; a real run: each its own
 RATIO_TARGET = 10.0
 TRIAL_CAP = 100_000  # runs end on their time budget, never on this
 METHODS = ("tool", "peer")
 START_S = 600.0  # how long a child may take to import and warm up before the budget starts
 
 
-def _side(method: str, seed: int, budget_s: float, device: str, folder: str, peer_epochs: int | None,
+def _side(method: str, seed: int, budget_s: float, device: str, folder: str, quick_epochs: int | None,
           barrier, messages) -> None:
     """One search in a spawned process: warm up, wait for the other side, report the start, run, report the end."""
     torch.set_num_threads(1)
@@ -67,12 +67,12 @@ def _side(method: str, seed: int, budget_s: float, device: str, folder: str, pee
         if method == "tool":
             warm_up(TASK, device, Path(folder))
             config = SearchConfig(trials=TRIAL_CAP, task=TASK, timeout=budget_s, seed=seed, device=device, quiet=True,
-                                  results_dir=folder, storage=url, study=method)
+                                  results_dir=folder, storage=url, study=method, max_epochs=quick_epochs)
             run = lambda: run_search(config, out=io.StringIO())  # noqa: E731
         else:
             peer = load_baseline("transformer_search")
             peer.search(TASK, trials=1, epochs=1, device=device)  # its one-off costs, as the tool's warm-up
-            epochs = {} if peer_epochs is None else {"epochs": peer_epochs}
+            epochs = {} if quick_epochs is None else {"epochs": quick_epochs}
             run = lambda: peer.search(TASK, trials=TRIAL_CAP, seed=seed, timeout=budget_s, device=device,  # noqa: E731
                                       storage=url, study_name=method, **epochs)
         barrier.wait(timeout=START_S)
@@ -88,7 +88,8 @@ def _storage(method: str, seed: int, folder: Path) -> str:
     return f"sqlite:///{folder / f'{method}-seed{seed}.db'}"
 
 
-def run_pair(seed: int, budget_s: float, device: str, folder: Path, peer_epochs: int | None) -> dict[str, datetime]:
+def run_pair(seed: int, budget_s: float, device: str, folder: Path,
+             quick_epochs: int | None) -> dict[str, datetime]:
     """Both searches of one seed at once, each in a spawned process; returns when each started.
 
     A search stops starting trials at the budget and ends with its trial in hand;
@@ -97,7 +98,7 @@ def run_pair(seed: int, budget_s: float, device: str, folder: Path, peer_epochs:
     context = multiprocessing.get_context("spawn")
     messages, barrier = context.Queue(), context.Barrier(len(METHODS))
     children = {m: context.Process(target=_side, daemon=True,
-                                   args=(m, seed, budget_s, device, str(folder), peer_epochs, barrier, messages))
+                                   args=(m, seed, budget_s, device, str(folder), quick_epochs, barrier, messages))
                 for m in METHODS}
     for child in children.values():
         child.start()
@@ -196,18 +197,18 @@ def speed_suite(out_dir: Path, device: str = "auto", quick: bool = False, seeds:
     """
     device = str(resolve_device(device))
     budget_s = 60 * (minutes or (QUICK_MINUTES if quick else MINUTES))
-    peer_epochs = QUICK_PEER_EPOCHS if quick else None
+    quick_epochs = QUICK_EPOCHS if quick else None
     rows, curves = [], []
     with tempfile.TemporaryDirectory(prefix="speed-") as folder:
         for seed in range(seeds or (1 if quick else SEEDS)):
             seed_folder = Path(folder) / f"seed{seed}"  # the tool's warm-up study is per process, so per seed
             seed_folder.mkdir()
-            starts = run_pair(seed, budget_s, device, seed_folder, peer_epochs)
+            starts = run_pair(seed, budget_s, device, seed_folder, quick_epochs)
             frames = {m: read_run(_storage(m, seed, seed_folder), m, starts[m], budget_s) for m in METHODS}
             curves += [frames[m].assign(method=m, seed=seed) for m in METHODS]
             rows.append({"seed": str(seed), **compare(frames["peer"], frames["tool"], budget_s)})
     table = pd.DataFrame([*rows, summarise(rows)]).assign(
-        budget_s=budget_s, peer_epochs=peer_epochs or load_baseline("transformer_search").EPOCHS,
+        budget_s=budget_s, peer_epochs=quick_epochs or load_baseline("transformer_search").EPOCHS,
         ratio_target=RATIO_TARGET, threads=1, device=device, machine=_machine(device))
     write_outputs(out_dir, "speed", table, pd.concat(curves, ignore_index=True), _plot)
     return table

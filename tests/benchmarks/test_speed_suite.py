@@ -11,7 +11,7 @@ import pandas as pd
 
 from benchmarks import run_suite
 from benchmarks.curves import best_so_far
-from benchmarks.speed import QUICK_PEER_EPOCHS, RATIO_TARGET, compare, read_run, summarise
+from benchmarks.speed import QUICK_EPOCHS, RATIO_TARGET, compare, read_run, summarise
 
 TABLE = {"seed", "peer_best", "peer_s", "peer_trials", "tool_s", "tool_trials", "tool_reached", "ratio", "ratio_is",
          "tool_best", "peer_test", "tool_test", "peer_ended", "tool_ended", "ratio_ok", "test_ok", "ratio_min",
@@ -33,7 +33,7 @@ def test_quick_speed_suite_writes_table_trials_and_plot(tmp_path):
     written = pd.read_csv(tmp_path / "speed.csv", dtype={"seed": str})
     assert set(written.columns) == TABLE and len(table) == 2
     assert list(written["seed"]) == ["0", "all"] and written["ratio_ok_seeds"].iloc[-1] in (0, 1)
-    assert (written["peer_epochs"] == QUICK_PEER_EPOCHS).all() and (written["threads"] == 1).all()
+    assert (written["peer_epochs"] == QUICK_EPOCHS).all() and (written["threads"] == 1).all()
     trials = pd.read_csv(tmp_path / "speed_trials.csv")
     assert set(trials.columns) == TRIALS and set(trials["method"]) == {"tool", "peer"}
     assert (trials["seconds"] <= written["budget_s"].iloc[0]).all()  # only what ended within the budget counts
