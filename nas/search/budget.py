@@ -7,8 +7,10 @@ stock Transformer is usually given 30 epochs; at 8, the default digits run's
 candidates stopped short of converging, while a set of 10,000 sequences
 converges within 8), each epoch takes at least :data:`STEPS_PER_EPOCH` steps
 (batches are capped at a share of the training set), and Hyperband's rungs
-run from about 1/27 of the largest budget to all of it. A task with fewer
-than ``cv_below`` non-test samples is scored by k-fold cross-validation.
+run from about 1/27 of the largest budget to all of it, or from the epoch by
+which the task's plateau is behind (recall forms suddenly: judged earlier, the
+models that solve it look like failures). A task with fewer than ``cv_below``
+non-test samples is scored by k-fold cross-validation.
 
 >>> plan = plan_budget(task, config)
 >>> plan.epochs, plan.min_epochs, plan.folds
@@ -77,7 +79,8 @@ def plan_budget(task: Task, config: SearchConfig) -> Budget:
         fewest, most = FLOOR_EPOCHS
         floor = min(most, max(fewest, math.ceil(FLOOR_EXAMPLES / samples)))
         epochs = min(MAX_EPOCHS, max(floor, math.ceil(config.min_examples / samples)))
-    return Budget(epochs, max(1, epochs // RUNGS), samples, max(1, samples // STEPS_PER_EPOCH), folds)
+    first_rung = min(epochs, max(1, epochs // RUNGS, math.ceil(task.plateau_examples / samples)))
+    return Budget(epochs, first_rung, samples, max(1, samples // STEPS_PER_EPOCH), folds)
 
 
 __all__ = ["Budget", "FLOOR_EPOCHS", "FLOOR_EXAMPLES", "MAX_EPOCHS", "RUNGS", "STEPS_PER_EPOCH", "plan_budget", "uses_cv"]

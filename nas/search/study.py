@@ -41,12 +41,13 @@ def make_sampler(name: str, seed: int, workers: int = 1) -> optuna.samplers.Base
 
 
 def make_pruner(name: str, budget: Budget) -> optuna.pruners.BasePruner:
-    """Hyperband's resource is the epoch, from the budget's smallest rung to its largest."""
+    """Hyperband's resource is the epoch, from the budget's smallest rung to its largest; no pruner judges a
+    trial before the smallest rung."""
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=budget.min_epochs, max_resource=budget.epochs,
                                               reduction_factor=3)
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=budget.min_epochs)
     return optuna.pruners.NopPruner()
 
 

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 
 from nas.data import load_task
+import optuna
+
+from nas.data.base import RECALL_PLATEAU_EXAMPLES
+from nas.data.mad import PROBES
 from nas.search.budget import FLOOR_EPOCHS, STEPS_PER_EPOCH, plan_budget
 from nas.search.config import SearchConfig
+from nas.search.study import make_pruner
 from tests.data.test_folds import small_task
 
 
@@ -24,6 +29,40 @@ def test_digits_gets_the_floor_of_epochs_and_one_validation_split():
 def test_a_larger_set_gets_fewer_passes_down_to_eight(n_train, epochs):
     task = load_task(f"mqar:n_train={n_train},n_val=10,n_test=10", seed=0)
     assert plan_budget(task, SearchConfig()).epochs == epochs  # about 80,000 examples, in 8 to 24 passes
+
+
+def test_a_recall_task_is_not_judged_before_its_plateau_is_behind():
+    task = load_task("mqar:n_train=3200,n_val=10,n_test=10", seed=0)
+    budget = plan_budget(task, SearchConfig())
+    assert budget.min_epochs == math.ceil(RECALL_PLATEAU_EXAMPLES / 3200) == 10  # not 24 // 27
+    assert plan_budget(task, SearchConfig(max_epochs=4)).min_epochs == 4  # never past the largest budget
+
+
+@pytest.mark.parametrize("probe", PROBES)
+def test_the_mad_recall_probes_wait_for_their_plateau_and_the_others_do_not(probe, tmp_path):
+    small = "n_train=8,n_val=4,n_test=4" + (",vocab=8,seq_len=8" if probe == "memorization" else "")
+    task = load_task(f"mad:{probe}:{small}", cache_dir=tmp_path)
+    budget = plan_budget(task, SearchConfig(cv_below=0))  # 8 sequences: recall may not rise within the budget
+    assert budget.min_epochs == (budget.epochs if probe.endswith("recall") else budget.epochs // 27)
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "median"])
+def test_a_curve_flat_before_the_first_rung_is_not_pruned_and_one_flat_after_it_is(pruner):
+    task = load_task("mqar:n_train=3200,n_val=10,n_test=10", seed=0)
+    budget = plan_budget(task, SearchConfig())
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(pruner, budget))
+    for _ in range(12):  # solvers: their curves rose before the first rung
+        trial = study.ask()
+        for epoch in range(1, budget.epochs + 1):
+            trial.report(min(1.0, 0.1 * epoch), epoch)
+            trial.should_prune()  # the pruner records each rung as it is asked
+        study.tell(trial, 1.0)
+    flat = study.ask()
+    for epoch in range(1, budget.min_epochs):
+        flat.report(0.1, epoch)
+        assert not flat.should_prune(), f"pruned at epoch {epoch}, before the first rung ({budget.min_epochs})"
+    flat.report(0.1, budget.min_epochs)
+    assert flat.should_prune()
 
 
 def test_a_small_set_is_cross_validated_with_more_epochs_and_smaller_batches():
