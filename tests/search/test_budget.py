@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import optuna
 import pytest
 
 from nas.data import load_task
-import optuna
-
 from nas.data.base import RECALL_PLATEAU_EXAMPLES
 from nas.data.mad import PROBES
 from nas.search.budget import FLOOR_EPOCHS, STEPS_PER_EPOCH, plan_budget
