@@ -237,7 +237,7 @@ def enqueue_candidates(config: SearchConfig, seed: int) -> None:
         candidates.append(trial.params)
     storage = open_storage(config.storage or f"sqlite:///{Path(config.results_dir) / config.study}.db")
     study = load_search_study(config, config.study, storage, maximize(task.metric), seed=config.seed,
-                              budget=plan_budget(task, config))
+                              budget=plan_budget(task, config, space.largest_batch()))
     attrs = {**study_attrs(task.name, config.seed, task.metric, space), "space_origin": space.to_dict()}
     for key, value in attrs.items():
         study.set_user_attr(key, value)
@@ -280,14 +280,14 @@ def overhead_row(budget: Budget, device: str, folder: Path, storage: str, url: s
     """One worker in this process with its storage calls timed: seconds in storage over seconds of trials."""
     study = f"overhead-{storage}-{space}-{pruner}"
     config = _config(budget, device, folder, study, url, 1, pruner, space)
-    task = load_task(TASK, seed=0, cache_dir=folder / "cache")
+    task, searched = load_task(TASK, seed=0, cache_dir=folder / "cache"), load_space(space)
     trainer = Trainer(task, device)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     opened = open_storage(url or f"sqlite:///{folder / study}.db")
-    search = load_search_study(config, study, opened, trainer.larger_is_better, seed=0, budget=plan_budget(task, config))
+    search = load_search_study(config, study, opened, trainer.larger_is_better, seed=0, budget=plan_budget(task, config, searched.largest_batch()))
     clock, training = StorageClock(opened), TrainingClock(trainer)
     start = time.perf_counter()
-    status = run_trials(search, opened, load_space(space), trainer, config, [], io.StringIO(), bar=False, task=task)
+    status = run_trials(search, opened, searched, trainer, config, [], io.StringIO(), bar=False, task=task)
     wall = time.perf_counter() - start
     trials = search.get_trials(deepcopy=False)
     finished = sum(t.state in FINISHED for t in trials)

@@ -90,7 +90,7 @@ def _search_parser() -> argparse.ArgumentParser:
                         help="tpe: multivariate TPE over grouped conditional parameters")
     parser.add_argument("--pruner", choices=PRUNERS, default=d.pruner,
                         help="hyperband: resource = epochs, from about 1/27 of the largest budget (or the epoch by "
-                             "which a recall task's plateau is behind) to all of it")
+                             "which a recall task's plateau of optimiser steps is behind) to all of it")
     parser.add_argument("--objectives", type=lambda text: tuple(filter(None, text.split(","))), default=None,
                         help=f"several objectives, e.g. accuracy,params: the task metric and costs to minimise, of "
                              f"{', '.join(OBJECTIVES)}; the search then finds a Pareto front and prunes on the "

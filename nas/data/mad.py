@@ -31,7 +31,7 @@ import torch
 
 from nas.core.registry import unknown_name_message
 from nas.data import mad_probes
-from nas.data.base import RECALL_PLATEAU_EXAMPLES, Split, Task, TaskError
+from nas.data.base import RECALL_PLATEAU_STEPS, Split, Task, TaskError
 from nas.data.prepare import split_rng
 from nas.data.registry import coerce_param, parse_params, register_task
 from nas.data.spec import InputSpec
@@ -160,9 +160,9 @@ def load_mad(probe_and_params: str, *, seed: int, cache_dir: Path) -> Task:
     vocab = settings["vocab"]
     spec = InputSpec(seq_len=settings["seq_len"], num_outputs=vocab, vocab=vocab, per_token=True,
                      bottleneck=probe == "compression")  # MAD's autoencoder: decode all from the last token
-    plateau = RECALL_PLATEAU_EXAMPLES if probe.endswith("recall") else 0
+    plateau = RECALL_PLATEAU_STEPS if probe.endswith("recall") else 0
     return Task(task_name(probe, settings), *splits, input_spec=spec, metric="accuracy", classes=None, seed=seed,
-                plateau_examples=plateau)
+                plateau_steps=plateau)
 
 
 register_task("mad", argument="probe", listing=lambda: list(PROBES))(load_mad)

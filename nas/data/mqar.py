@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from nas.data.spec import InputSpec
-from nas.data.base import IGNORE_INDEX, RECALL_PLATEAU_EXAMPLES, Split, Task, TaskError
+from nas.data.base import IGNORE_INDEX, RECALL_PLATEAU_STEPS, Split, Task, TaskError
 from nas.data.prepare import split_rng
 from nas.data.registry import register_task
 
@@ -71,7 +71,7 @@ def load_mqar(
         splits.append(Split(torch.from_numpy(x), torch.from_numpy(y)))
     spec = InputSpec(seq_len=seq_len, num_outputs=vocab, vocab=vocab, per_token=True)
     return Task("mqar", *splits, input_spec=spec, metric="accuracy", classes=None, seed=seed,
-                plateau_examples=RECALL_PLATEAU_EXAMPLES)
+                plateau_steps=RECALL_PLATEAU_STEPS)
 
 
 def _check(*, vocab: int, seq_len: int, pairs: int, power_a: float, sizes: tuple[int, ...]) -> None:

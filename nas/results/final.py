@@ -8,8 +8,9 @@ often the luckiest draw. So the top ``top_k`` distinct candidates are scored aga
 - otherwise: trained on the train split with each of ``seeds`` seeds, and scored by the mean best
   validation value over the seeds.
 
-The winner (best mean) is retrained on train + validation for its best epoch count,
-so the optimiser takes that many epochs of the merged set, once per seed. The test
+The winner (best mean) is retrained on train + validation for its best epoch count (on a
+recall task, its whole budget: see :func:`final_epochs`), so the optimiser takes that many
+epochs of the merged set, once per seed. The test
 metric is reported as mean and spread over the seeds; the first seed's weights are
 exported, not the best by test.
 
@@ -132,18 +133,26 @@ def final_model(study: optuna.Study, task: Task, *, top_k: int = TOP_K, seeds: i
     candidates = [_score(t, task, seed_list, device, clock) for t in trials]
     winner = max(candidates, key=lambda c: c.score_mean if maximize else -c.score_mean)
     merged = merge_splits(task.train, task.val)
-    clock.add([(winner.trial, s, winner.epochs) for s in seed_list])
+    epochs = final_epochs(winner, task)
+    clock.add([(winner.trial, s, epochs) for s in seed_list])
     tests, steps, first = [], [], None
     for seed in seed_list:
-        config = replace(trial_recipe(winner.trial), max_epochs=winner.epochs, seed=seed)
+        config = replace(trial_recipe(winner.trial), max_epochs=epochs, seed=seed)
         model = build_model(ArchSpec.from_json(winner.trial.user_attrs[ARCH]), task.input_spec, seed=seed)
         model, trainer, taken = fit_final(task, model, config, device, f"the final run of trial {winner.trial.number}",
-                                          on_epoch=clock.run("final", winner.trial, seed, winner.epochs))
+                                          on_epoch=clock.run("final", winner.trial, seed, epochs))
         tests.append(trainer.evaluate(model, trainer.test))
         steps.append(taken)
         first = first or (model, trainer, config)
     model, trainer, config = first
     return FinalResult(winner, candidates, config, len(merged), seed_list, tests, model, trainer, steps)
+
+
+def final_epochs(winner: Candidate, task: Task) -> int:
+    """The winner's best epoch count; on a task whose curve rises after a plateau (recall), the trial's whole budget.
+    There the best epoch is the first at which recall formed: another seed forms it later, and a schedule cut to
+    that epoch decays before it does."""
+    return trial_recipe(winner.trial).max_epochs if task.plateau_steps else winner.epochs
 
 
 def fit_final(task: Task, model: nn.Module, config: TrainConfig, device: str = "auto", what: str = "retraining",

@@ -8,11 +8,12 @@ candidates stopped short of converging, while a set of 10,000 sequences
 converges within 8), each epoch takes at least :data:`STEPS_PER_EPOCH` steps
 (batches are capped at a share of the training set), and Hyperband's rungs
 run from about 1/27 of the largest budget to all of it, or from the epoch by
-which the task's plateau is behind (recall forms suddenly: judged earlier, the
-models that solve it look like failures). A task with fewer than ``cv_below``
+which even the space's largest batch has taken the optimiser steps of the
+task's plateau (recall forms suddenly: judged earlier, the models that solve
+it look like failures). A task with fewer than ``cv_below``
 non-test samples is scored by k-fold cross-validation.
 
->>> plan = plan_budget(task, config)
+>>> plan = plan_budget(task, config, space.largest_batch())
 >>> plan.epochs, plan.min_epochs, plan.folds
 (143, 5, 5)
 """
@@ -64,8 +65,9 @@ def uses_cv(task: Task, config: SearchConfig) -> bool:
     return not task.val_given and len(task.train) + len(task.val) < config.cv_below
 
 
-def plan_budget(task: Task, config: SearchConfig) -> Budget:
-    """The budget of every trial of a search on ``task``; refuses a fold count the task cannot give."""
+def plan_budget(task: Task, config: SearchConfig, largest_batch: int) -> Budget:
+    """The budget of every trial of a search on ``task`` whose space draws batches up to ``largest_batch``;
+    refuses a fold count the task cannot give."""
     folds = 0
     samples = len(task.train)
     if uses_cv(task, config):
@@ -79,8 +81,10 @@ def plan_budget(task: Task, config: SearchConfig) -> Budget:
         fewest, most = FLOOR_EPOCHS
         floor = min(most, max(fewest, math.ceil(FLOOR_EXAMPLES / samples)))
         epochs = min(MAX_EPOCHS, max(floor, math.ceil(config.min_examples / samples)))
-    first_rung = min(epochs, max(1, epochs // RUNGS, math.ceil(task.plateau_examples / samples)))
-    return Budget(epochs, first_rung, samples, max(1, samples // STEPS_PER_EPOCH), folds)
+    max_batch = max(1, samples // STEPS_PER_EPOCH)
+    fewest_steps = math.ceil(samples / min(largest_batch, max_batch))  # an epoch at the largest batch
+    first_rung = min(epochs, max(1, epochs // RUNGS, math.ceil(task.plateau_steps / fewest_steps)))
+    return Budget(epochs, first_rung, samples, max_batch, folds)
 
 
 __all__ = ["Budget", "FLOOR_EPOCHS", "FLOOR_EXAMPLES", "MAX_EPOCHS", "RUNGS", "STEPS_PER_EPOCH", "plan_budget", "uses_cv"]

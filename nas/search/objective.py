@@ -70,7 +70,7 @@ class Objective:
         self.curves = curves
         if budget is None and task is None:
             raise ValueError("the objective needs the task or its budget")
-        self.budget = budget or plan_budget(task, config)
+        self.budget = budget or plan_budget(task, config, space.largest_batch())
         if self.budget.folds and task is None:
             raise ValueError(f"a {self.budget.folds}-fold budget needs the task to cut the folds from")
         self.folds = [Trainer(fold, trainer.device) for fold in cv_folds(task, self.budget.folds, seed=config.seed)] \

@@ -40,7 +40,7 @@ def run_search(config: SearchConfig, out: IO[str] | None = None) -> SearchOutcom
     devices = assign_devices(config.devices, config.jobs, config.device)
     task = load_task(config.task, seed=config.seed, cache_dir=Path(config.results_dir) / "cache")
     space.check_input(task.input_spec)
-    budget = plan_budget(task, config)  # a fold count the task cannot give is refused before the storage is opened
+    budget = plan_budget(task, config, space.largest_batch())  # a bad fold count is refused before the storage opens
     goals = search_objectives(config.objectives, task.name, task.metric)
     name = config.study or default_study_name(task.name, space.name)
     url = config.storage or default_url(config.results_dir, name)

@@ -187,6 +187,10 @@ class SearchSpace:
                              f"head size the space can draw (ALiBi needs score-based types, rotary dot-product types "
                              f"and even head sizes); add one of learned, sinusoidal, none")
 
+    def largest_batch(self) -> int:
+        """The largest batch a trial may draw: the fewest steps an epoch can take, which the budget plans for."""
+        return int(max(self._options("train.batch_size")))
+
     def _options(self, path: str) -> tuple[Any, ...]:
         return self.choices[path].options() or ()
 

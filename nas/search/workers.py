@@ -118,7 +118,7 @@ def _work(config: Any, name: str, url: str, index: int, device: str, existing: i
     stored = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
     space = load_space(config.space).renamed_against(stored.get("space_origin", stored["space_content"]))
     task = load_task(config.task, seed=config.seed, cache_dir=Path(config.results_dir) / "cache")
-    trainer, budget = Trainer(task, device), plan_budget(task, config)
+    trainer, budget = Trainer(task, device), plan_budget(task, config, space.largest_batch())
     objectives = tuple(stored.get("objectives", [task.metric]))
     study = load_search_study(config, name, storage, trainer.larger_is_better, worker_seed(config.seed, existing, index),
                               budget, objectives)

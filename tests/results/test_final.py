@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -80,6 +80,12 @@ def test_cross_validated_candidates_keep_their_fold_mean_and_test_never_decides(
     assert done.winner.trial.number == 0  # the best fold mean, though the other tested better
     assert fits == [len(task.train) + len(task.val)] * 2  # only the final runs trained, on the merged set
     assert done.config.max_epochs == 1  # the recorded best epoch
+
+
+def test_a_recall_task_retrains_the_whole_budget_not_the_epoch_recall_first_formed(task):
+    study = hand_study([cv_row(1.0, 1.0, 3e-3)])  # best epoch 1 of 2
+    done = final_model(study, replace(task, plateau_steps=400), top_k=1, seeds=1, device="cpu")
+    assert done.winner.epochs == 1 and done.config.max_epochs == 2
 
 
 def test_metrics_and_card_carry_the_test_mean_and_spread(tiny, tmp_path):

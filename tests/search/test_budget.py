@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from nas.data import load_task
-from nas.data.base import RECALL_PLATEAU_EXAMPLES
+from nas.data.base import RECALL_PLATEAU_STEPS
 from nas.data.mad import PROBES
 from nas.search.budget import FLOOR_EPOCHS, STEPS_PER_EPOCH, plan_budget
 from nas.search.config import SearchConfig
@@ -19,7 +19,7 @@ from tests.data.test_folds import small_task
 
 def test_digits_gets_the_floor_of_epochs_and_one_validation_split():
     task = load_task("digits", seed=0)
-    budget = plan_budget(task, SearchConfig())
+    budget = plan_budget(task, SearchConfig(), 256)
     assert (budget.epochs, budget.min_epochs, budget.folds) == (FLOOR_EPOCHS[1], 1, 0)
     assert budget.train_samples == len(task.train) and budget.batch(256) == 256
 
@@ -27,28 +27,30 @@ def test_digits_gets_the_floor_of_epochs_and_one_validation_split():
 @pytest.mark.parametrize("n_train, epochs", [(3200, 24), (5000, 16), (10_000, 8), (20_000, 8)])
 def test_a_larger_set_gets_fewer_passes_down_to_eight(n_train, epochs):
     task = load_task(f"mqar:n_train={n_train},n_val=10,n_test=10", seed=0)
-    assert plan_budget(task, SearchConfig()).epochs == epochs  # about 80,000 examples, in 8 to 24 passes
+    assert plan_budget(task, SearchConfig(), 256).epochs == epochs  # about 80,000 examples, in 8 to 24 passes
 
 
-def test_a_recall_task_is_not_judged_before_its_plateau_is_behind():
+@pytest.mark.parametrize("largest_batch, first_rung", [(256, 24), (128, 16), (32, 4), (4096, 24)])
+def test_a_recall_task_is_not_judged_before_its_largest_batch_took_the_plateaus_steps(largest_batch, first_rung):
     task = load_task("mqar:n_train=3200,n_val=10,n_test=10", seed=0)
-    budget = plan_budget(task, SearchConfig())
-    assert budget.min_epochs == math.ceil(RECALL_PLATEAU_EXAMPLES / 3200) == 10  # not 24 // 27
-    assert plan_budget(task, SearchConfig(max_epochs=4)).min_epochs == 4  # never past the largest budget
+    budget = plan_budget(task, SearchConfig(), largest_batch)  # not at 24 // 27: recall's plateau counts steps
+    steps_an_epoch = math.ceil(3200 / budget.batch(largest_batch))  # 4096 is capped at 3200 / 4: 4 steps
+    assert budget.min_epochs == min(budget.epochs, math.ceil(RECALL_PLATEAU_STEPS / steps_an_epoch)) == first_rung
+    assert plan_budget(task, SearchConfig(max_epochs=4), largest_batch).min_epochs == min(4, first_rung)
 
 
 @pytest.mark.parametrize("probe", PROBES)
 def test_the_mad_recall_probes_wait_for_their_plateau_and_the_others_do_not(probe, tmp_path):
     small = "n_train=8,n_val=4,n_test=4" + (",vocab=8,seq_len=8" if probe == "memorization" else "")
     task = load_task(f"mad:{probe}:{small}", cache_dir=tmp_path)
-    budget = plan_budget(task, SearchConfig(cv_below=0))  # 8 sequences: recall may not rise within the budget
-    assert budget.min_epochs == (budget.epochs if probe.endswith("recall") else budget.epochs // 27)
+    budget = plan_budget(task, SearchConfig(cv_below=0), 256)  # 8 sequences, batches of 2: 4 steps an epoch
+    assert budget.min_epochs == (math.ceil(RECALL_PLATEAU_STEPS / 4) if probe.endswith("recall") else budget.epochs // 27)
 
 
 @pytest.mark.parametrize("pruner", ["hyperband", "median"])
 def test_a_curve_flat_before_the_first_rung_is_not_pruned_and_one_flat_after_it_is(pruner):
     task = load_task("mqar:n_train=3200,n_val=10,n_test=10", seed=0)
-    budget = plan_budget(task, SearchConfig())
+    budget = plan_budget(task, SearchConfig(), 256)
     study = optuna.create_study(direction="maximize", pruner=make_pruner(pruner, budget))
     for _ in range(12):  # solvers: their curves rose before the first rung
         trial = study.ask()
@@ -65,7 +67,7 @@ def test_a_curve_flat_before_the_first_rung_is_not_pruned_and_one_flat_after_it_
 
 
 def test_a_small_set_is_cross_validated_with_more_epochs_and_smaller_batches():
-    budget = plan_budget(small_task(), SearchConfig())  # 25 pooled samples, 5 folds: 20 train a fold
+    budget = plan_budget(small_task(), SearchConfig(), 128)  # 25 pooled samples, 5 folds: 20 train a fold
     assert budget.folds == 5 and budget.train_samples == 20
     assert budget.epochs == math.ceil(4000 / 20) and budget.min_epochs == budget.epochs // 27
     assert budget.batch(128) == 20 // STEPS_PER_EPOCH
@@ -73,9 +75,9 @@ def test_a_small_set_is_cross_validated_with_more_epochs_and_smaller_batches():
 
 
 def test_the_users_word_is_final():
-    assert plan_budget(small_task(), SearchConfig(max_epochs=3)).epochs == 3
-    assert plan_budget(small_task(), SearchConfig(cv_below=0)).folds == 0
-    assert plan_budget(small_task(), SearchConfig(folds=3)).folds == 3
+    assert plan_budget(small_task(), SearchConfig(max_epochs=3), 128).epochs == 3
+    assert plan_budget(small_task(), SearchConfig(cv_below=0), 128).folds == 0
+    assert plan_budget(small_task(), SearchConfig(folds=3), 128).folds == 3
 
 
 def test_a_validation_split_the_user_gave_is_used_as_given(tmp_path):
@@ -84,7 +86,7 @@ def test_a_validation_split_the_user_gave_is_used_as_given(tmp_path):
     arrays.update({f"y{name[1:]}": rng.integers(0, 2, len(x)) for name, x in list(arrays.items())})
     np.savez(tmp_path / "d.npz", **arrays)
     task = load_task(f"file:{tmp_path / 'd.npz'}")
-    assert task.val_given and plan_budget(task, SearchConfig()).folds == 0
+    assert task.val_given and plan_budget(task, SearchConfig(), 256).folds == 0
 
 
 @pytest.mark.parametrize("change, message", [

@@ -98,6 +98,11 @@ def test_hash_ignores_comments_order_and_spelled_out_defaults(tmp_path):
     assert SearchSpace.from_file(a).hash() != SearchSpace.from_file(b).hash()
 
 
+@pytest.mark.parametrize("batch, largest", [([128, 256], 256), (64, 64), ({"low": 16, "high": 48, "step": 16}, 48)])
+def test_the_largest_batch_a_space_may_draw_is_what_the_budget_plans_for(batch, largest):
+    assert SearchSpace.from_dict({"train": {"batch_size": batch}}).largest_batch() == largest
+
+
 def test_a_space_is_found_by_name_or_path():
     assert load_space("tiny").name == "tiny"
     assert load_space(SPACES_DIR / "tiny.yaml").hash() == load_space("tiny").hash()

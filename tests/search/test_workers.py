@@ -119,7 +119,7 @@ def test_a_trial_reads_the_study_once_and_writes_few_attributes(tmp_path, monkey
     trials, best weights, the loop's stop and failure checks) share one read of the study per trial."""
     config = SearchConfig(space="tiny", trials=4, max_epochs=2, pruner="none", results_dir=str(tmp_path), quiet=True)
     task = load_task("digits", seed=0, cache_dir=tmp_path / "cache")
-    trainer, budget = Trainer(task, "cpu"), plan_budget(task, config)
+    trainer, budget = Trainer(task, "cpu"), plan_budget(task, config, load_space("tiny").largest_batch())
     storage = open_storage(f"sqlite:///{tmp_path}/c.db")
     study = load_search_study(config, "c", storage, trainer.larger_is_better, seed=0, budget=budget)
     reads, writes = [], []
