@@ -20,7 +20,6 @@ not counted.
 from __future__ import annotations
 
 import functools
-import math
 import multiprocessing
 import time
 from dataclasses import asdict, dataclass, replace
@@ -31,12 +30,12 @@ import pandas as pd
 import torch
 
 from nas.data import load_task
-from nas.data.mad import LEVELS, PROBES, task_name
+from nas.data.mad import PROBES, task_name
 from nas.data.spec import InputSpec
 from nas.models.attention import attention_names, get_attention
 from nas.models.model import build_model
 from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, EmbeddingSpec, MixerSpec
-from nas.training.trainer import Trainer, TrainConfig
+from nas.training.probes import CPU, FULL, SIZES, ProfileSize, levels, train_probe
 
 PAIR = ("dot", "local")
 """The fixed pair every topology composes: softmax attention with its sliding-window variant (fusable, since
@@ -45,62 +44,6 @@ STOCK = "dot"
 """The stock Transformer's mixer: the profile row a report sets the winner's parts beside."""
 REFERENCE = "dot"
 """The mixer whose block parameters every other one is matched to."""
-
-
-@dataclass(frozen=True)
-class ProfileSize:
-    """How large a profile is: model, data, training and grid; written beside the figures it produced."""
-
-    name: str
-    width: int  # the reference (dot) model's width; the others are matched to its parameters
-    heads: int
-    blocks: int
-    batch: int
-    epochs: int | None  # per run; None: enough epochs for ``steps`` optimiser steps on each level's training set
-    steps: int | None
-    seconds: float | None  # wall-time cap of one run's training (the best epoch so far stands); None: no cap
-    n_train: int | None  # at most this many training sequences per level; None: MAD's own counts
-    n_eval: int  # validation and test sequences each
-    lrs: tuple[float, ...]
-    weight_decays: tuple[float, ...]
-    all_levels: bool  # every difficulty level (MAD), or each probe's baseline only
-    window: int  # the sliding window of ``local`` attention, each side
-    stem: tuple[int, ...] = ()  # kernels of a short convolution over the token embeddings; (): the table alone (MAD)
-
-    def __post_init__(self) -> None:
-        if (self.epochs is None) == (self.steps is None):
-            raise ValueError(f"size {self.name}: give exactly one of epochs={self.epochs} and steps={self.steps}")
-
-    def epochs_for(self, n_train: int) -> int:
-        """Epochs of a run on ``n_train`` sequences: the size's own, or as many as make up its steps."""
-        return self.epochs if self.epochs is not None else max(1, round(self.steps * self.batch / n_train))
-
-    def describe(self) -> str:
-        length = f"{self.epochs} epochs" if self.epochs is not None else f"about {self.steps} optimiser steps a run"
-        length += f" (at most {self.seconds:g} s of training)" if self.seconds else ""
-        data = "MAD's example counts" if self.n_train is None else f"<= {self.n_train} training sequences"
-        levels = "every difficulty level" if self.all_levels else "baseline difficulty only"
-        return (f"size {self.name}: width {self.width} (dot; others matched), {self.heads} heads, "
-                f"{self.blocks} blocks, batch {self.batch}, {length}, {data}, {self.n_eval} validation and test sequences, "
-                f"lr {list(self.lrs)} x weight decay {list(self.weight_decays)}, {levels}, local window {self.window}, "
-                + (f"every mixer behind a short convolution (kernels {list(self.stem)})" if self.stem
-                   else "token embeddings as MAD's"))
-
-
-FULL = ProfileSize("full", width=128, heads=16, blocks=2, batch=128, epochs=200, steps=None, seconds=None,
-                   n_train=None, n_eval=1280, lrs=(1e-4, 5e-4, 1e-3), weight_decays=(0.0, 0.1), all_levels=True,
-                   window=32)
-"""MAD's own: width 128, 16 heads, batch 128, 200 epochs, its grid and every level; a GPU's work."""
-CPU = ProfileSize("cpu", width=32, heads=4, blocks=2, batch=64, epochs=None, steps=400, seconds=60,
-                  n_train=4000, n_eval=256, lrs=(3e-3,), weight_decays=(0.0,), all_levels=False, window=32,
-                  stem=(3,))
-"""Sized for a 30-minute budget on 2 CPU cores (two runs at a time, one thread each). Recall through attention
-alone forms after thousands of steps (MAD trains 20,000); behind a short convolution, as H3, Hyena and Based
-put one, it forms within a few hundred, which a CPU can give every mixer, so the CPU size adds one and spends
-its time on steps rather than on a grid. The time cap stops the dearer mixers early (additive attention builds
-a (T, T, head) tensor; the composites run two attentions), so they get fewer steps than the rest; each run's
-``stop`` column says so."""
-SIZES = {size.name: size for size in (CPU, FULL)}
 
 
 def mixers(window: int, pair: tuple[str, str] = PAIR) -> dict[str, MixerSpec]:
@@ -149,14 +92,6 @@ def matched_width(mixer: MixerSpec, size: ProfileSize) -> tuple[int, int]:
     return width, counts[width]
 
 
-def levels(probe: str, size: ProfileSize) -> list[dict[str, Any]]:
-    """The probe's difficulty levels at ``size``: training sets capped, evaluation sets as the size says."""
-    chosen = LEVELS[probe] if size.all_levels else LEVELS[probe][:1]
-    cap = size.n_train or math.inf
-    return [{**level, "n_train": min(level["n_train"], cap), "n_val": size.n_eval, "n_test": size.n_eval}
-            for level in chosen]
-
-
 @dataclass(frozen=True)
 class Run:
     """One training run of the profile: a mixer on one probe level with one grid point."""
@@ -191,12 +126,9 @@ def plan(size: ProfileSize, probes: Iterable[str] = PROBES, names: Iterable[str]
 def train_run(run: Run, size: ProfileSize, *, device: str = "auto", seed: int = 0,
               cache_dir: str | Path = "results/cache") -> dict[str, Any]:
     """Train one run; its row: the settings, best validation accuracy and the test accuracy at that epoch."""
-    task = load_task(task_name(run.probe, run.settings), seed=seed, cache_dir=cache_dir)
-    trainer = Trainer(task, device)
-    model = build_model(arch(mixers(size.window)[run.mixer], run.width, size), trainer.input_spec, seed=seed)
-    config = TrainConfig(lr=run.lr, weight_decay=run.weight_decay, batch_size=size.batch, seed=seed,
-                         max_epochs=size.epochs_for(len(task.train)), time_limit=size.seconds)
-    result = trainer.fit(model, config)
+    task, trainer, result = train_probe(arch(mixers(size.window)[run.mixer], run.width, size), run.probe,
+                                        run.settings, size, lr=run.lr, weight_decay=run.weight_decay, device=device,
+                                        seed=seed, cache_dir=cache_dir)
     return {"mixer": run.mixer, "probe": run.probe, "level": run.level, "task": task.name, "lr": run.lr,
             "weight_decay": run.weight_decay, "width": run.width, "params": run.params,
             "val": result.best_metric, "test": result.test_metric, "epochs": result.epochs,
