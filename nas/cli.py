@@ -92,8 +92,10 @@ def _search_parser() -> argparse.ArgumentParser:
                         help="hyperband: resource = epochs, from about 1/27 of the largest budget (or the epoch by "
                              "which a recall task's plateau of optimiser steps is behind) to all of it")
     parser.add_argument("--objectives", type=lambda text: tuple(filter(None, text.split(","))), default=None,
-                        help=f"several objectives, e.g. accuracy,params: the task metric and costs to minimise, of "
-                             f"{', '.join(OBJECTIVES)}; the search then finds a Pareto front and prunes on the "
+                        help=f"several objectives, e.g. accuracy,params or accuracy,probe:in_context_recall: the task "
+                             f"metric, costs to minimise and MAD probe skills to maximise, of {', '.join(OBJECTIVES)}; "
+                             f"a probe trains each complete candidate's blocks on the probe at the profile's CPU size "
+                             f"(seconds to a minute a probe). The search then finds a Pareto front and prunes on the "
                              f"metric's learning curve (default: the task metric alone)")
     parser.add_argument("--max-epochs", type=_positive_int, default=d.max_epochs,
                         help="epochs per trial at most (default: scaled to the data, so that every candidate may see "

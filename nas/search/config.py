@@ -5,12 +5,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from nas.data.mad import PROBES
 from nas.models.measure import COSTS
 
 SAMPLERS = ("tpe", "random", "gp", "nsga2")
 PRUNERS = ("hyperband", "median", "none")
 METRICS = ("accuracy", "mse")
-OBJECTIVES = (*METRICS, *COSTS)
+PROBE_PREFIX = "probe:"
+OBJECTIVES = (*METRICS, *COSTS, *(PROBE_PREFIX + probe for probe in PROBES))
+
+
+def probe_of(objective: str) -> str | None:
+    """The MAD probe an objective names (``probe:in_context_recall`` -> ``in_context_recall``), else None."""
+    return objective[len(PROBE_PREFIX):] if objective.startswith(PROBE_PREFIX) else None
+
+
+def maximized(objective: str, larger_is_better: bool) -> bool:
+    """Whether a search maximises ``objective``: the task metric as the task says, a probe's accuracy always, a cost
+    never."""
+    if objective in COSTS:
+        return False
+    return True if probe_of(objective) is not None else larger_is_better
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,7 @@ class SearchConfig:
     results_dir: str = "results"
     jobs: int = 1  # worker processes on the one storage
     devices: tuple[str, ...] | None = None  # devices the workers spread over (None: every CUDA device, else --device)
-    objectives: tuple[str, ...] = ()  # () = the task's metric alone; else it and costs, e.g. ("accuracy", "params")
+    objectives: tuple[str, ...] = ()  # () = the task's metric alone; else it, costs and probes, e.g. ("accuracy", "params")
     portfolio: bool = True  # a new study first runs the space's portfolio of known-good candidates
 
     def __post_init__(self) -> None:
@@ -64,8 +79,12 @@ class SearchConfig:
 
 
 def check_objectives(names: tuple[str, ...]) -> None:
-    """Objectives are the task metric once, plus costs to minimise, each at most once."""
+    """Objectives are the task metric once, plus costs to minimise and probe skills to maximise, each at most once."""
     for name in names:
+        probe = probe_of(name)
+        if probe is not None and probe not in PROBES:
+            raise ValueError(f"objective {name!r} names an unknown probe; allowed: "
+                             f"{', '.join(PROBE_PREFIX + p for p in PROBES)}")
         if name not in OBJECTIVES:
             raise ValueError(f"objective {name!r} is unknown; allowed: {', '.join(OBJECTIVES)}")
     if names and sum(name in METRICS for name in names) != 1:
@@ -91,5 +110,5 @@ def default_study_name(task: str, space: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{task}-{space}").strip("_")
 
 
-__all__ = ["METRICS", "OBJECTIVES", "PRUNERS", "SAMPLERS", "SearchConfig", "SearchOutcome", "check_objectives",
-           "default_study_name"]
+__all__ = ["METRICS", "OBJECTIVES", "PROBE_PREFIX", "PRUNERS", "SAMPLERS", "SearchConfig", "SearchOutcome",
+           "check_objectives", "default_study_name", "maximized", "probe_of"]

@@ -1,8 +1,8 @@
 """The objective: sample one candidate, build, measure and train it, and record it on its trial.
 
 It returns the task metric of the best validation epoch, or, for several
-objectives, that and the candidate's costs (``params``, ``flops``, ``latency``),
-in the order the study was made with. A multi-objective trial is pruned on its
+objectives, that, the candidate's costs (``params``, ``flops``, ``latency``) and
+its probe scores (``probe:<name>``), in the order the study was made with. A multi-objective trial is pruned on its
 metric's learning curve through :mod:`nas.search.curve_pruning`.
 
 Each trial reads the study once, as it starts (:attr:`Objective.seen`): the
@@ -25,15 +25,16 @@ from nas.data.folds import cv_folds
 from nas.models.measure import COSTS, count_flops, count_parameters, measure_latency
 from nas.models.model import build_model
 from nas.search.budget import Budget, plan_budget
-from nas.search.config import SearchConfig
+from nas.search.config import SearchConfig, probe_of
 from nas.search.curve_pruning import CurvePruning
 from nas.search.duplicates import copy_result, find_original
 from nas.search.failures import record_failure
 from nas.search.heartbeat import Heartbeat, fail_stale
 from nas.search.interrupt import InterruptGuard
 from nas.search.kept_weights import checkpoint_path, keep_if_best
+from nas.search.probe_objectives import score_probes
 from nas.search.progress import FINISHED
-from nas.search.record import ARCH, BEST_VAL, REASON, RESULT, RETRY_OF, SUMMARY, TEST
+from nas.search.record import ARCH, BEST_VAL, PROBES, REASON, RESULT, RETRY_OF, SUMMARY, TEST
 from nas.search.space import SearchSpace
 from nas.search.study import trial_seed
 from nas.training.cross_validation import fit_folds
@@ -78,6 +79,7 @@ class Objective:
         self.last_result: FitResult | None = None
         self.seen: list[FrozenTrial] = []  # the study as the current trial read it when it started
         self.memory_allowed: int | None = None  # bytes a trial may use, fixed at the first trial
+        self.probes = [probe_of(name) for name in self.objectives if probe_of(name) is not None]
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         with Heartbeat(trial):
@@ -136,6 +138,7 @@ class Objective:
                 else:
                     result = self.trainer.fit(model, train, on_epoch=on_epoch, resume=resume,
                                               on_checkpoint=_every(CHECKPOINT_SECONDS, checkpoint))
+                probes = self._probes(spec) if self.probes and not result.pruned else {}
         except KeyboardInterrupt:
             trial.set_user_attr(REASON, "interrupted")
             raise
@@ -158,10 +161,14 @@ class Objective:
             trial.set_user_attr(key, value)
         if result.pruned:
             raise optuna.TrialPruned(result.stop_reason)
+        if probes:
+            trial.set_user_attr(PROBES, probes)
         if len(self.objectives) == 1:
             values: float | list[float] = result.best_metric
         else:
-            values = [result.best_metric if name not in COSTS else float(cost[COSTS[name]]) for name in self.objectives]
+            values = [float(cost[COSTS[name]]) if name in COSTS else
+                      probes[probe_of(name)]["val"] if probe_of(name) is not None else result.best_metric
+                      for name in self.objectives]
         keep_if_best(trial, result.best_state, values, self.seen, results_dir=self.config.results_dir)
         return values
 
@@ -196,6 +203,11 @@ class Objective:
         setup["batch_reduced_from"] = train.batch_size
         setup["train"] = {**setup["train"], "batch_size": batch}
         return replace(train, batch_size=batch)
+
+    def _probes(self, spec) -> dict[str, dict[str, Any]]:
+        """The candidate's scores on the study's probe objectives; same probe data and seed for every trial."""
+        return score_probes(spec, self.probes, device=self.trainer.device, seed=self.config.seed,
+                            cache_dir=Path(self.config.results_dir) / "cache")
 
     def _measure(self, model) -> dict[str, Any]:
         """Parameters, forward FLOPs and latency for one sample (batch of 1) on the search's device."""

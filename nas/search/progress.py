@@ -14,9 +14,9 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from nas.models.measure import COSTS
+from nas.search.config import METRICS, probe_of
 from nas.search.pareto import pareto_mask
-from nas.search.record import BEST_VAL, REASON, SUMMARY, TEST, recorded
+from nas.search.record import BEST_VAL, PROBES, REASON, SUMMARY, TEST, recorded
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -34,7 +34,8 @@ def best_value(trials: list[FrozenTrial], larger_is_better: bool) -> float | Non
 
 
 def trial_line(trial: FrozenTrial) -> str:
-    """``#12   COMPLETE val=0.9613 test=0.9499   3.1s  2x dot/h4 | d=64 ...``"""
+    """``#12   COMPLETE val=0.9613 test=0.9499   3.1s  2x dot/h4 | d=64 ...``; with probe objectives each probe's
+    validation score and training seconds come before the summary."""
     attrs = trial.user_attrs
     state = trial.state.name
     if trial.state == TrialState.FAIL:
@@ -46,7 +47,9 @@ def trial_line(trial: FrozenTrial) -> str:
             outcome += f" after {recorded(trial, 'epochs') or 0} ep"
     seconds = recorded(trial, "train_seconds")
     took = f"{seconds:6.1f}s" if seconds is not None else "     - "
-    return f"#{trial.number:<4} {state:<8} {outcome:<38} {took}  {attrs.get('summary', '')}"
+    probes = "".join(f"{name}={_num(score['val'])} ({score['seconds']:.0f}s)  "
+                     for name, score in attrs.get(PROBES, {}).items())
+    return f"#{trial.number:<4} {state:<8} {outcome:<38} {took}  {probes}{attrs.get('summary', '')}"
 
 
 def _num(value: float | None) -> str:
@@ -122,7 +125,7 @@ def pareto_front(trials: list[FrozenTrial], objectives: tuple[str, ...], maximiz
     rows = [{"trial": t.number, **dict(zip(objectives, t.values)), "test": t.user_attrs.get("test"),
              "architecture": t.user_attrs.get("summary")} for t, kept in zip(done, keep) if kept]
     table = pd.DataFrame(rows, columns=["trial", *objectives, "test", "architecture"])
-    metric = next(i for i, name in enumerate(objectives) if name not in COSTS)
+    metric = next(i for i, name in enumerate(objectives) if name in METRICS)
     return table.sort_values([objectives[metric], "trial"], ascending=[not maximize[metric], True]).reset_index(drop=True)
 
 
@@ -142,7 +145,8 @@ def print_summary(trials: list[FrozenTrial], larger_is_better: bool, study_name:
         with pd.option_context("display.max_colwidth", 90, "display.width", 200):
             print(f"\n{title}:", file=out)
             formats = {"val": _num, "test": _num, "accuracy": _num, "seconds": lambda v: "-" if v is None else f"{v:.1f}",
-                       "params": lambda v: f"{v:,.0f}", "flops": lambda v: f"{v:,.0f}", "latency": lambda v: f"{v:.3f}ms"}
+                       "params": lambda v: f"{v:,.0f}", "flops": lambda v: f"{v:,.0f}", "latency": lambda v: f"{v:.3f}ms",
+                       **{name: _num for name in objectives if probe_of(name) is not None}}
             print(table.to_string(index=False, formatters=formats), file=out)
     where = f"--study {study_name} --storage {storage}"
     print(f"\nreport: python scripts/report.py {where}\nexport: python scripts/export.py {where}", file=out)

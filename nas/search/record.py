@@ -5,6 +5,7 @@ Before training, two: ``arch`` (the ArchSpec's canonical JSON, which
 attribute ``result`` (learning curve, timings, recipe, provenance) and the flat
 columns that report, export and ``trials_dataframe()`` read: ``best_val``,
 ``test``, ``params``, ``flops``, ``latency_ms``, and ``reason`` when it ended short.
+A search with probe objectives adds ``probes``: each probe's scores.
 
 >>> result_of(study.best_trial)["val_history"]
 [0.91, 0.95, 0.96]
@@ -20,6 +21,7 @@ ARCH, SUMMARY, RESULT, REASON = "arch", "summary", "result", "reason"
 BEST_VAL, TEST = "best_val", "test"
 COST_ATTRS = ("params", "flops", "latency_ms")
 FLAT = (BEST_VAL, TEST, *COST_ATTRS)
+PROBES = "probes"  # per probe objective: val (the objective), test, epochs, seconds
 RETRY_OF = "retry_of"  # set when the candidate is enqueued again after its worker died
 
 
@@ -36,5 +38,5 @@ def recorded(trial: FrozenTrial, key: str) -> Any:
     return result_of(trial).get(key)
 
 
-__all__ = ["ARCH", "BEST_VAL", "COST_ATTRS", "FLAT", "REASON", "RESULT", "RETRY_OF", "SUMMARY", "TEST", "recorded",
+__all__ = ["ARCH", "BEST_VAL", "COST_ATTRS", "FLAT", "PROBES", "REASON", "RESULT", "RETRY_OF", "SUMMARY", "TEST", "recorded",
            "result_of"]

@@ -12,9 +12,8 @@ from typing import Any
 import numpy as np
 import optuna
 
-from nas.models.measure import COSTS
 from nas.search.budget import Budget
-from nas.search.config import METRICS, SearchConfig
+from nas.search.config import METRICS, SearchConfig, maximized
 from nas.search.curve_pruning import CurvePruning
 from nas.search.space import SearchSpace
 
@@ -91,12 +90,12 @@ def load_search_study(config: SearchConfig, name: str, storage: optuna.storages.
                       seed: int, budget: Budget, objectives: tuple[str, ...] = ("accuracy",)) -> optuna.Study:
     """The study ``name`` (made if absent) with this search's sampler, seeded by ``seed``, and pruner.
 
-    With several objectives the metric is maximised (or minimised, for mse) and
-    every cost minimised; the study's own pruner is then a no-op, and pruning
+    With several objectives the metric is maximised (or minimised, for mse),
+    every cost minimised and every probe's accuracy maximised; the study's own pruner is then a no-op, and pruning
     goes through :func:`curve_pruning`.
     """
     multi = len(objectives) > 1
-    directions = ["maximize" if name not in COSTS and larger_is_better else "minimize" for name in objectives]
+    directions = ["maximize" if maximized(name, larger_is_better) else "minimize" for name in objectives]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = make_sampler(config.sampler, seed, workers=config.jobs)
