@@ -20,7 +20,8 @@ from nas.models.spec import ArchSpec
 from nas.training.probes import CPU, levels, probe_arch, train_probe
 
 PROBE_SIZE = CPU
-"""The size a probe objective trains at on every device: a trial pays seconds for it, not a GPU's hours."""
+"""The size a probe objective trains at on every device: each probe costs a trial at most the size's time cap, not a
+GPU's hours."""
 
 
 def score_probes(spec: ArchSpec, probes: Iterable[str], *, device: str | torch.device, seed: int,
