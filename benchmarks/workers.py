@@ -284,7 +284,8 @@ def overhead_row(budget: Budget, device: str, folder: Path, storage: str, url: s
     trainer = Trainer(task, device)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     opened = open_storage(url or f"sqlite:///{folder / study}.db")
-    search = load_search_study(config, study, opened, trainer.larger_is_better, seed=0, budget=plan_budget(task, config, searched.largest_batch()))
+    search = load_search_study(config, study, opened, trainer.larger_is_better, seed=0,
+                               budget=plan_budget(task, config, searched.largest_batch()))
     clock, training = StorageClock(opened), TrainingClock(trainer)
     start = time.perf_counter()
     status = run_trials(search, opened, searched, trainer, config, [], io.StringIO(), bar=False, task=task)

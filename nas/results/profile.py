@@ -35,7 +35,7 @@ from nas.data.spec import InputSpec
 from nas.models.attention import attention_names, get_attention
 from nas.models.model import build_model
 from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, EmbeddingSpec, MixerSpec
-from nas.training.probes import CPU, FULL, SIZES, ProfileSize, levels, train_probe
+from nas.training.probes import CPU, FULL, SIZES, ProfileSize, fit_probe, levels, probe_trainer
 
 PAIR = ("dot", "local")
 """The fixed pair every topology composes: softmax attention with its sliding-window variant (fusable, since
@@ -126,10 +126,11 @@ def plan(size: ProfileSize, probes: Iterable[str] = PROBES, names: Iterable[str]
 def train_run(run: Run, size: ProfileSize, *, device: str = "auto", seed: int = 0,
               cache_dir: str | Path = "results/cache") -> dict[str, Any]:
     """Train one run; its row: the settings, best validation accuracy and the test accuracy at that epoch."""
-    task, trainer, result = train_probe(arch(mixers(size.window)[run.mixer], run.width, size), run.probe,
-                                        run.settings, size, lr=run.lr, weight_decay=run.weight_decay, device=device,
-                                        seed=seed, cache_dir=cache_dir)
-    return {"mixer": run.mixer, "probe": run.probe, "level": run.level, "task": task.name, "lr": run.lr,
+    trainer = probe_trainer(run.probe, run.settings, device=device, seed=seed, cache_dir=cache_dir)
+    result = fit_probe(trainer, arch(mixers(size.window)[run.mixer], run.width, size), size, lr=run.lr,
+                       weight_decay=run.weight_decay, seed=seed)
+    return {"mixer": run.mixer, "probe": run.probe, "level": run.level, "task": task_name(run.probe, run.settings),
+            "lr": run.lr,
             "weight_decay": run.weight_decay, "width": run.width, "params": run.params,
             "val": result.best_metric, "test": result.test_metric, "epochs": result.epochs,
             "seconds": round(result.train_seconds, 2), "stop": result.stop_reason, "device": str(trainer.device)}

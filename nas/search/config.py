@@ -23,9 +23,7 @@ def probe_of(objective: str) -> str | None:
 def maximized(objective: str, larger_is_better: bool) -> bool:
     """Whether a search maximises ``objective``: the task metric as the task says, a probe's accuracy always, a cost
     never."""
-    if objective in COSTS:
-        return False
-    return True if probe_of(objective) is not None else larger_is_better
+    return objective not in COSTS and (probe_of(objective) is not None or larger_is_better)
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ class SearchConfig:
     results_dir: str = "results"
     jobs: int = 1  # worker processes on the one storage
     devices: tuple[str, ...] | None = None  # devices the workers spread over (None: every CUDA device, else --device)
-    objectives: tuple[str, ...] = ()  # () = the task's metric alone; else it, costs and probes, e.g. ("accuracy", "params")
+    objectives: tuple[str, ...] = ()  # () = the task's metric alone; else it, costs and probes: ("accuracy", "params")
     portfolio: bool = True  # a new study first runs the space's portfolio of known-good candidates
 
     def __post_init__(self) -> None:

@@ -1,9 +1,10 @@
 """The objective: sample one candidate, build, measure and train it, and record it on its trial.
 
 It returns the task metric of the best validation epoch, or, for several
-objectives, that, the candidate's costs (``params``, ``flops``, ``latency``) and
-its probe scores (``probe:<name>``), in the order the study was made with. A multi-objective trial is pruned on its
-metric's learning curve through :mod:`nas.search.curve_pruning`.
+objectives, that, the candidate's costs (``params``, ``flops``, ``latency``)
+and its probe scores (``probe:<name>``), in the order the study was made with.
+A multi-objective trial is pruned on its metric's learning curve through
+:mod:`nas.search.curve_pruning`.
 
 Each trial reads the study once, as it starts (:attr:`Objective.seen`): the
 surplus check, duplicates, stale trials, the keeper of best weights and the
@@ -32,7 +33,7 @@ from nas.search.failures import record_failure
 from nas.search.heartbeat import Heartbeat, fail_stale
 from nas.search.interrupt import InterruptGuard
 from nas.search.kept_weights import checkpoint_path, keep_if_best
-from nas.search.probe_objectives import score_probes
+from nas.search.probe_objectives import ProbeScorer
 from nas.search.progress import FINISHED
 from nas.search.record import ARCH, BEST_VAL, PROBES, REASON, RESULT, RETRY_OF, SUMMARY, TEST
 from nas.search.space import SearchSpace
@@ -79,7 +80,9 @@ class Objective:
         self.last_result: FitResult | None = None
         self.seen: list[FrozenTrial] = []  # the study as the current trial read it when it started
         self.memory_allowed: int | None = None  # bytes a trial may use, fixed at the first trial
-        self.probes = [probe_of(name) for name in self.objectives if probe_of(name) is not None]
+        probes = [probe_of(name) for name in self.objectives if probe_of(name) is not None]
+        self.probes = ProbeScorer(probes, device=trainer.device, seed=config.seed,
+                                  cache_dir=Path(config.results_dir) / "cache") if probes else None
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         with Heartbeat(trial):
@@ -138,7 +141,7 @@ class Objective:
                 else:
                     result = self.trainer.fit(model, train, on_epoch=on_epoch, resume=resume,
                                               on_checkpoint=_every(CHECKPOINT_SECONDS, checkpoint))
-                probes = self._probes(spec) if self.probes and not result.pruned else {}
+                probes = self.probes(spec) if self.probes and not result.pruned else {}
         except KeyboardInterrupt:
             trial.set_user_attr(REASON, "interrupted")
             raise
@@ -203,11 +206,6 @@ class Objective:
         setup["batch_reduced_from"] = train.batch_size
         setup["train"] = {**setup["train"], "batch_size": batch}
         return replace(train, batch_size=batch)
-
-    def _probes(self, spec) -> dict[str, dict[str, Any]]:
-        """The candidate's scores on the study's probe objectives; same probe data and seed for every trial."""
-        return score_probes(spec, self.probes, device=self.trainer.device, seed=self.config.seed,
-                            cache_dir=Path(self.config.results_dir) / "cache")
 
     def _measure(self, model) -> dict[str, Any]:
         """Parameters, forward FLOPs and latency for one sample (batch of 1) on the search's device."""

@@ -38,5 +38,5 @@ def recorded(trial: FrozenTrial, key: str) -> Any:
     return result_of(trial).get(key)
 
 
-__all__ = ["ARCH", "BEST_VAL", "COST_ATTRS", "FLAT", "PROBES", "REASON", "RESULT", "RETRY_OF", "SUMMARY", "TEST", "recorded",
-           "result_of"]
+__all__ = ["ARCH", "BEST_VAL", "COST_ATTRS", "FLAT", "PROBES", "REASON", "RESULT", "RETRY_OF", "SUMMARY", "TEST",
+           "recorded", "result_of"]

@@ -91,8 +91,8 @@ def load_search_study(config: SearchConfig, name: str, storage: optuna.storages.
     """The study ``name`` (made if absent) with this search's sampler, seeded by ``seed``, and pruner.
 
     With several objectives the metric is maximised (or minimised, for mse),
-    every cost minimised and every probe's accuracy maximised; the study's own pruner is then a no-op, and pruning
-    goes through :func:`curve_pruning`.
+    every cost minimised and every probe's accuracy maximised; the study's own
+    pruner is then a no-op, and pruning goes through :func:`curve_pruning`.
     """
     multi = len(objectives) > 1
     directions = ["maximize" if maximized(name, larger_is_better) else "minimize" for name in objectives]

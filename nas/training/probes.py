@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nas.data import Task, load_task
+from nas.data import load_task
 from nas.data.mad import LEVELS, PROBES, task_name
 from nas.models.model import build_model
 from nas.models.spec import ArchSpec, EmbeddingSpec
@@ -88,18 +88,21 @@ def probe_arch(spec: ArchSpec, size: ProfileSize) -> ArchSpec:
     return replace(spec, patch=1, embedding=embedding)
 
 
-def train_probe(spec: ArchSpec, probe: str, settings: dict[str, Any], size: ProfileSize, *, lr: float,
-                weight_decay: float, device: str = "auto", seed: int = 0,
-                cache_dir: str | Path = "results/cache") -> tuple[Task, Trainer, FitResult]:
-    """Train ``spec`` (built as given) on one level of ``probe``; the task, its trainer and the fit's result."""
+def probe_trainer(probe: str, settings: dict[str, Any], *, device: str = "auto", seed: int = 0,
+                  cache_dir: str | Path = "results/cache") -> Trainer:
+    """A trainer on one level of ``probe``, its tensors on ``device``: made once, it fits any number of models."""
     if probe not in PROBES:
         raise ValueError(f"unknown probe {probe!r}; allowed: {', '.join(PROBES)}")
-    task = load_task(task_name(probe, settings), seed=seed, cache_dir=cache_dir)
-    trainer = Trainer(task, device)
+    return Trainer(load_task(task_name(probe, settings), seed=seed, cache_dir=cache_dir), device)
+
+
+def fit_probe(trainer: Trainer, spec: ArchSpec, size: ProfileSize, *, lr: float, weight_decay: float,
+              seed: int = 0) -> FitResult:
+    """Train ``spec`` (built as given) on the probe level of ``trainer`` with the size's batch, length and time cap."""
     model = build_model(spec, trainer.input_spec, seed=seed)
     config = TrainConfig(lr=lr, weight_decay=weight_decay, batch_size=size.batch, seed=seed,
-                         max_epochs=size.epochs_for(len(task.train)), time_limit=size.seconds)
-    return task, trainer, trainer.fit(model, config)
+                         max_epochs=size.epochs_for(len(trainer.train)), time_limit=size.seconds)
+    return trainer.fit(model, config)
 
 
-__all__ = ["CPU", "FULL", "SIZES", "ProfileSize", "levels", "probe_arch", "train_probe"]
+__all__ = ["CPU", "FULL", "SIZES", "ProfileSize", "fit_probe", "levels", "probe_arch", "probe_trainer"]

@@ -14,7 +14,7 @@ from nas.data.mad import PROBES
 from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, EmbeddingSpec, MixerSpec
 from nas.search import probe_objectives
 from nas.search.config import SearchConfig
-from nas.search.probe_objectives import score_probes
+from nas.search.probe_objectives import ProbeScorer
 from nas.search.run import run_search
 from nas.training.probes import CPU, ProfileSize, probe_arch
 
@@ -36,10 +36,12 @@ def test_a_probe_trains_the_candidates_blocks_behind_the_sizes_token_stem():
 
 
 def test_probe_scores_are_seeded_and_the_objective_is_validation_not_test(tiny_probes, tmp_path):
-    first = score_probes(SPEC, ["in_context_recall"], device="cpu", seed=0, cache_dir=tmp_path)
-    again = score_probes(SPEC, ["in_context_recall"], device="cpu", seed=0, cache_dir=tmp_path)
+    scorer = ProbeScorer(["in_context_recall"], device="cpu", seed=0, cache_dir=tmp_path)
+    first, again = scorer(SPEC), scorer(SPEC)  # the second reuses the probe's data on the device
+    fresh = ProbeScorer(["in_context_recall"], device="cpu", seed=0, cache_dir=tmp_path)(SPEC)
     score = first["in_context_recall"]
-    assert score == {**again["in_context_recall"], "seconds": score["seconds"]}
+    for other in (again, fresh):
+        assert score == {**other["in_context_recall"], "seconds": score["seconds"]}
     assert score["task"] == "mad:in_context_recall:n_test=32,n_train=64,n_val=32" and score["epochs"] == 2
     assert 0 <= score["val"] <= 1 and 0 <= score["test"] <= 1
 
