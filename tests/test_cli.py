@@ -77,7 +77,7 @@ def test_help_lists_every_flag_with_its_default(capsys):
                  "--min-examples", "--folds", "--cv-below"):
         assert flag in text
     for default in ("(default: 200)", "(default: digits)", "(default: default)", "(default: tpe)",
-                    "(default: hyperband)", "(default: 4000)", "(default: 5)", "(default: 1000)", "(default: 0)", "(default: auto)",
+                    "(default: hyperband)", "(default: 25000)", "(default: 5)", "(default: 1000)", "(default: 0)", "(default: auto)",
                     "sqlite:///results/<study>.db", "default, example, timeseries, tiny"):
         assert default in text, default
 

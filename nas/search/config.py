@@ -38,7 +38,7 @@ class SearchConfig:
     sampler: str = "tpe"
     pruner: str = "hyperband"
     max_epochs: int | None = None  # None: scaled to the data (see nas.search.budget); a number is final
-    min_examples: int = 4000  # training examples every candidate may see at least (small sets get more epochs)
+    min_examples: int = 25_000  # training examples every candidate may see at least (small sets: hundreds of epochs)
     folds: int = 5  # k of the cross-validation that scores small data
     cv_below: int = 1000  # a task with fewer non-test samples is cross-validated; 0: never
     timeout: float | None = None  # seconds for the whole search; no trial starts after it

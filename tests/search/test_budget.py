@@ -11,7 +11,7 @@ import pytest
 from nas.data import load_task
 from nas.data.base import RECALL_PLATEAU_STEPS
 from nas.data.mad import PROBES
-from nas.search.budget import FLOOR_EPOCHS, STEPS_PER_EPOCH, plan_budget
+from nas.search.budget import FLOOR_EPOCHS, MAX_EPOCHS, STEPS_PER_EPOCH, plan_budget
 from nas.search.config import SearchConfig
 from nas.search.study import make_pruner
 from tests.data.test_folds import small_task
@@ -68,11 +68,15 @@ def test_a_curve_flat_before_the_first_rung_is_not_pruned_and_one_flat_after_it_
 
 
 def test_a_small_set_is_cross_validated_with_more_epochs_and_smaller_batches():
-    budget = plan_budget(small_task(), SearchConfig(), 128)  # 25 pooled samples, 5 folds: 20 train a fold
+    budget = plan_budget(small_task(), SearchConfig(min_examples=4000), 128)  # 25 pooled, 5 folds: 20 a fold
     assert budget.folds == 5 and budget.train_samples == 20
     assert budget.epochs == math.ceil(4000 / 20) and budget.min_epochs == budget.epochs // 27
     assert budget.batch(128) == 20 // STEPS_PER_EPOCH
     assert budget.epochs * math.ceil(20 / budget.batch(128)) >= 4000 / budget.batch(128)  # steps follow the data
+
+
+def test_epochs_stop_at_the_ceiling():
+    assert plan_budget(small_task(), SearchConfig(), 128).epochs == MAX_EPOCHS  # 25,000 examples / 20 > 1,000
 
 
 def test_the_users_word_is_final():
