@@ -24,9 +24,10 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
     for ``config.max_epochs`` epochs, in step.
 
     After each epoch ``on_epoch(epoch, mean)`` sees the mean validation value over the folds and may stop the
-    run (pruned). The result's curve is that mean; its best epoch is the best of the mean curve, with each
-    fold's value there in ``fold_metrics`` and each fold model's test value there in ``fold_tests``
-    (``test_metric`` is their mean). ``best_state`` holds the first fold's weights at that epoch.
+    run (pruned). The result's curve is that mean; its best epoch is the last best of the mean curve (a small
+    set's folds often all reach 100% early while the models go on widening their margins, and the final retrain
+    trains for this many epochs), with each fold's value there in ``fold_metrics`` and each fold model's test
+    value there in ``fold_tests`` (``test_metric`` is their mean). ``best_state`` holds the first fold's weights at that epoch.
     ``config.time_limit`` bounds all folds together. Not resumable: a retry trains from the start.
     """
     if len(trainers) < 2:
@@ -56,7 +57,7 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
             break
         mean = sum(values) / len(values)
         result.val_history.append(mean)
-        if trainers[0].improves(mean, result.best_metric):
+        if trainers[0].improves(mean, result.best_metric) or mean == result.best_metric:  # a tie: the later epoch
             result.best_metric, result.best_epoch, result.fold_metrics = mean, epoch, values
             best_states = [snapshot(run.model) for run in runs]
         if on_epoch is not None and on_epoch(epoch, mean):

@@ -54,3 +54,10 @@ def test_the_same_seed_gives_the_same_scores():
 def test_one_fold_is_refused():
     with pytest.raises(ValueError, match="folds=1 must be at least 2"):
         fit_folds(folds()[:1], make, CONFIG)
+
+
+def test_a_tie_goes_to_the_later_epoch():
+    """Folds that all reach their best early keep training; the final retrain's epoch count is the last best."""
+    frozen = TrainConfig(max_epochs=5, batch_size=32, lr=1e-12, seed=1)  # weights barely move: a flat curve
+    result = fit_folds(folds(), make, frozen)
+    assert len(set(result.val_history)) == 1 and result.best_epoch == 5
