@@ -27,7 +27,8 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
     run (pruned). The result's curve is that mean; its best epoch is the last best of the mean curve (a small
     set's folds often all reach 100% early while the models go on widening their margins, and the final retrain
     trains for this many epochs), with each fold's value there in ``fold_metrics`` and each fold model's test
-    value there in ``fold_tests`` (``test_metric`` is their mean). ``best_state`` holds the first fold's weights at that epoch.
+    value there in ``fold_tests`` (``test_metric`` is their mean). ``best_state`` holds the first fold's weights
+    at that epoch.
     ``config.time_limit`` bounds all folds together. Not resumable: a retry trains from the start.
     """
     if len(trainers) < 2:
