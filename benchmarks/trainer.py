@@ -31,7 +31,7 @@ from nas.models.model import build_model  # noqa: E402
 from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, MixerSpec  # noqa: E402
 from nas.data import load_task  # noqa: E402
 from nas.training.checkpoint import save_checkpoint  # noqa: E402
-from nas.training.trainer import Trainer, TrainConfig, make_optimizer, warmup_cosine  # noqa: E402
+from nas.training.trainer import Trainer, TrainConfig, make_optimizer, WarmupCosine  # noqa: E402
 
 MODELS = {
     "small: 1x dot d=32": ArchSpec(32, (BlockSpec(MixerSpec("single", (AttentionSpec("dot", 2),))),)),
@@ -47,7 +47,7 @@ def bare_epochs(trainer: Trainer, model: nn.Module, config: TrainConfig) -> list
     model.to(trainer.device).train()
     optimizer = make_optimizer(model, config, trainer.device)
     steps = config.max_epochs * math.ceil(len(trainer.train) / config.batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, config.warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(steps, config.warmup))
     x, y, val = trainer.train.x, trainer.train.y, trainer.val
     seconds = []
     for _ in range(config.max_epochs):

@@ -8,9 +8,9 @@ often the luckiest draw. So the top ``top_k`` distinct candidates are scored aga
 - otherwise: trained on the train split with each of ``seeds`` seeds, and scored by the mean best
   validation value over the seeds.
 
-The winner (best mean) is retrained on train + validation for its best epoch count (on a
-recall task, its whole budget: see :func:`final_epochs`), so the optimiser takes that many
-epochs of the merged set, once per seed. The test
+The winner (best mean) is retrained on train + validation for its best epoch count (cross-validated:
+the last epoch within one standard error of the best; on a recall task, its whole budget: see
+:func:`final_epochs`), so the optimiser takes that many epochs of the merged set, once per seed. The test
 metric is reported as mean and spread over the seeds; the first seed's weights are
 exported, not the best by test.
 
@@ -53,7 +53,8 @@ class Candidate:
     score_mean: float
     score_std: float
     scored_by: str  # "cv" (the search's fold mean) or "validation" (mean over seeds on the validation split)
-    epochs: int  # the best epoch count (mean over the seeds' best epochs when rescored)
+    epochs: int  # the retrain's length: cross-validated, the last epoch within noise of the best; rescored, the
+    # mean over the seeds' best epochs
     values: list[float]
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,21 +179,26 @@ def fit_final(task: Task, model: nn.Module, config: TrainConfig, device: str = "
 
 
 def trial_recipe(trial: FrozenTrial) -> TrainConfig:
-    """The trial's training recipe, with no time limit: a final run trains its whole epoch count."""
+    """The trial's training recipe as it trained (its schedule's span, when its time limit fitted it), with no time
+    limit: a final run trains its whole epoch count."""
+    record = result_of(trial)
     try:
-        return replace(TrainConfig(**result_of(trial)["train"]), time_limit=None)
+        recipe = TrainConfig(**record["train"])
+        return replace(recipe, max_epochs=record.get("schedule_epochs", recipe.max_epochs), time_limit=None)
     except (KeyError, TypeError) as err:
         raise ExportError(f"trial {trial.number} has no usable training recipe (user attribute 'result', key "
                           f"'train'): {err}") from None
 
 
 def _score(trial: FrozenTrial, task: Task, seeds: list[int], device: str, clock: _Clock) -> Candidate:
-    """The search's fold mean when it cross-validated; else the mean best validation value over ``seeds``."""
+    """The search's fold mean (and its retrain length: the last epoch within noise of the best) when it
+    cross-validated; else the mean best validation value over ``seeds``."""
     record = result_of(trial)
     if "cv" in record:
         cv = record["cv"]
         return Candidate(trial, float(trial.user_attrs.get("best_val", statistics.fmean(cv["values"]))),
-                         float(cv["std"]), "cv", int(record["best_epoch"]), list(cv["values"]))
+                         float(cv["std"]), "cv", int(cv.get("retrain_epochs") or record["best_epoch"]),
+                         list(cv["values"]))
     spec = ArchSpec.from_json(trial.user_attrs[ARCH])
     trainer = Trainer(task, device)
     values, epochs = [], []

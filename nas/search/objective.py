@@ -153,9 +153,11 @@ class Objective:
         self.last_result = result
         setup.update(val_history=result.val_history, best_epoch=result.best_epoch, epochs=result.epochs,
                      train_seconds=result.train_seconds, steps=result.steps)
+        if result.schedule_epochs is not None and result.schedule_epochs < train.max_epochs:
+            setup["schedule_epochs"] = result.schedule_epochs  # fitted to the time limit: the recipe it trained by
         if result.fold_metrics is not None:
             setup["cv"] = {"folds": len(result.fold_metrics), "std": result.val_std, "values": result.fold_metrics,
-                           "tests": result.fold_tests}
+                           "tests": result.fold_tests, "retrain_epochs": result.retrain_epochs}
         trial.set_user_attr(RESULT, setup)
         flat = {BEST_VAL: result.best_metric, TEST: result.test_metric, **cost}
         if result.stop_reason:

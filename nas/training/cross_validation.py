@@ -9,13 +9,14 @@ pruner and the choice of the best epoch see the mean fold curve as it grows, not
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from typing import Callable
 
 import torch
 from torch import nn
 
-from nas.training.trainer import FitResult, Session, TrainConfig, Trainer, snapshot
+from nas.training.trainer import FitResult, Session, TrainConfig, Trainer, fit_schedule, note_fitted_schedule, snapshot
 
 
 def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], config: TrainConfig,
@@ -24,12 +25,13 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
     for ``config.max_epochs`` epochs, in step.
 
     After each epoch ``on_epoch(epoch, mean)`` sees the mean validation value over the folds and may stop the
-    run (pruned). The result's curve is that mean; its best epoch is the last best of the mean curve (a small
-    set's folds often all reach 100% early while the models go on widening their margins, and the final retrain
-    trains for this many epochs), with each fold's value there in ``fold_metrics`` and each fold model's test
-    value there in ``fold_tests`` (``test_metric`` is their mean). ``best_state`` holds the first fold's weights
-    at that epoch.
-    ``config.time_limit`` bounds all folds together. Not resumable: a retry trains from the start.
+    run (pruned). The result's curve is that mean; its best epoch is the last best of the mean curve, with each
+    fold's value there in ``fold_metrics`` and each fold model's test value there in ``fold_tests``
+    (``test_metric`` is their mean). ``best_state`` holds the first fold's weights at that epoch.
+    ``retrain_epochs``, the final retrain's length, is the last epoch within one standard error of the best
+    (see :func:`last_within_noise`).
+    ``config.time_limit`` bounds all folds together, and their schedule is fitted to it as in
+    :meth:`Trainer.fit`. Not resumable: a retry trains from the start.
     """
     if len(trainers) < 2:
         raise ValueError(f"folds={len(trainers)} must be at least 2")
@@ -39,7 +41,8 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
     best_states: list[dict[str, torch.Tensor]] = []
     start = time.perf_counter()
     deadline = None if config.time_limit is None else start + config.time_limit
-    for epoch in range(1, config.max_epochs + 1):
+    epoch = 1
+    while epoch <= runs[0].epochs:
         epoch_start = time.perf_counter()
         values, finite = [], True
         for run in runs:
@@ -66,6 +69,11 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
             break
         if result.stop_reason is not None:
             break
+        fit_schedule(runs, result.epoch_seconds, deadline)
+        epoch += 1
+    note_fitted_schedule(result, runs[0], config)
+    if result.fold_metrics is not None:
+        result.retrain_epochs = last_within_noise(result.val_history, result.fold_metrics, trainers[0].larger_is_better)
     result.train_seconds = time.perf_counter() - start
     result.steps = sum(run.steps for run in runs)
     if best_states:
@@ -78,4 +86,20 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
     return result
 
 
-__all__ = ["fit_folds"]
+def last_within_noise(curve: list[float], best_folds: list[float], larger_is_better: bool = True) -> int:
+    """The last epoch (1-based) whose fold mean is within one standard error of the best mean (``best_folds``
+    are the folds' values at the best epoch).
+
+    On a small set the folds hold a few series each, so the mean curve's maximum is one noisy draw on a long
+    plateau, and its epoch a lottery, while the models go on widening their margins (test accuracy on such sets
+    keeps rising for hundreds of epochs). Of the epochs the curve cannot tell apart, the final retrain takes the
+    most trained; a curve that falls clearly below its best (overfitting) still ends the count early.
+    """
+    best = max(curve) if larger_is_better else min(curve)
+    error = statistics.stdev(best_folds) / math.sqrt(len(best_folds)) if len(best_folds) > 1 else 0.0
+    close = [epoch for epoch, value in enumerate(curve, start=1)
+             if (value >= best - error if larger_is_better else value <= best + error)]
+    return close[-1]
+
+
+__all__ = ["fit_folds", "last_within_noise"]

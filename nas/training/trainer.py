@@ -25,6 +25,7 @@ from nas.training.device import resolve_device
 from nas.data import IGNORE_INDEX, Split, Task
 
 EVAL_BATCH = 1024
+PACE_MARGIN = 0.9  # share of the time left that a fitted schedule plans to use: epochs vary in length
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class FitResult:
     steps: int = 0  # optimiser steps taken (over every fold when cross-validated)
     fold_metrics: list[float] | None = None  # cross-validation: each fold's value at the best mean epoch
     fold_tests: list[float] | None = None  # cross-validation: each fold model's test value at that epoch
+    schedule_epochs: int | None = None  # epochs the learning-rate schedule spanned: fewer than asked when fitted
+    retrain_epochs: int | None = None  # cross-validation: the final retrain's length (see ``fit_folds``)
 
     @property
     def val_std(self) -> float | None:
@@ -155,7 +158,9 @@ class Trainer:
         Stops early on a non-finite loss or metric (as pruned, with the reason),
         on ``config.time_limit`` (keeping the best epoch so far) or when
         ``on_epoch`` says so. The best epoch's weights are loaded back into
-        ``model`` and measured once on the test split. After every epoch that does
+        ``model`` and measured once on the test split. When the time limit would
+        cut the schedule short, it is fitted to the epochs that fit (see
+        :func:`fit_schedule`). After every epoch that does
         not stop the run, ``on_checkpoint(state)`` receives everything needed to
         go on; ``fit(..., resume=state)`` goes on from it as if never stopped.
         """
@@ -165,7 +170,8 @@ class Trainer:
         first = 1 if resume is None else run.restore(resume, result)
         start = time.perf_counter()
         deadline = None if config.time_limit is None else start + config.time_limit
-        for epoch in range(first, config.max_epochs + 1):
+        epoch = first
+        while epoch <= run.epochs:
             epoch_start = time.perf_counter()
             loss, timed_out = run.train_epoch(deadline)
             if timed_out:
@@ -184,8 +190,11 @@ class Trainer:
                 break
             if result.stop_reason is not None:
                 break
-            if on_checkpoint is not None and epoch < config.max_epochs:
+            fit_schedule([run], result.epoch_seconds, deadline)
+            if on_checkpoint is not None and epoch < run.epochs:
                 on_checkpoint(run.checkpoint(epoch, result))
+            epoch += 1
+        note_fitted_schedule(result, run, config)
         result.train_seconds = time.perf_counter() - start
         result.steps = run.steps
         if result.best_state is not None:
@@ -198,7 +207,8 @@ class Session:
     """One model in training: its optimiser, learning-rate schedule and shuffling, an epoch at a time, so that
     several models (the folds of a cross-validation) can train in step and be judged on their mean curve.
 
-    The schedule spans ``config.max_epochs`` epochs of this trainer's train split: the budget the run may reach.
+    The schedule spans ``config.max_epochs`` epochs of this trainer's train split, the budget the run may reach,
+    unless :meth:`shorten` fits it to fewer.
     """
 
     def __init__(self, trainer: Trainer, model: nn.Module, config: TrainConfig):
@@ -207,9 +217,18 @@ class Session:
         model.to(trainer.device).train()
         self.optimizer = make_optimizer(model, config, trainer.device)
         self.steps_per_epoch = math.ceil(len(trainer.train) / config.batch_size)
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(config.max_epochs * self.steps_per_epoch, config.warmup))
+        self.factor = WarmupCosine(config.max_epochs * self.steps_per_epoch, config.warmup)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.factor)  # its state carries the span
         self.steps = 0
+
+    @property
+    def epochs(self) -> int:
+        """The epochs the schedule spans: the run ends with the last of them."""
+        return self.factor.steps // self.steps_per_epoch
+
+    def shorten(self, epochs: int) -> None:
+        """Make the schedule end (learning rate 0) after ``epochs`` epochs instead."""
+        self.factor.shorten(epochs * self.steps_per_epoch)
 
     def train_epoch(self, deadline: float | None = None) -> tuple[float, bool]:
         """One pass over the train split in a fresh order; returns the summed loss and whether ``deadline``
@@ -289,17 +308,57 @@ def _device_rng(device: torch.device) -> torch.Tensor:
     return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.empty(0, dtype=torch.uint8)
 
 
-def warmup_cosine(steps: int, warmup: float) -> Callable[[int], float]:
-    """Learning-rate factor: linear from ~0 to 1 over the warm-up, then cosine down to 0 at the last step."""
-    warm = max(1, round(steps * warmup)) if warmup > 0 else 0
+class WarmupCosine:
+    """Learning-rate factor: linear from ~0 to 1 over the warm-up, then cosine down to 0 at the last step.
 
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, steps - warm)
+    An object, not a closure: the scheduler saves its attributes with its state, so a checkpoint keeps a
+    shortened span.
+    """
+
+    def __init__(self, steps: int, warmup: float):
+        self.steps = steps
+        self.warm = max(1, round(steps * warmup)) if warmup > 0 else 0
+
+    def __call__(self, step: int) -> float:
+        if step < self.warm:
+            return (step + 1) / self.warm
+        progress = (step - self.warm) / max(1, self.steps - self.warm)
         return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
-    return factor
+    def shorten(self, steps: int) -> None:
+        """End at ``steps`` instead; a warm-up longer than half of them is cut to half."""
+        self.steps = min(self.steps, steps)
+        self.warm = min(self.warm, self.steps // 2)
 
 
-__all__ = ["FitResult", "Session", "TrainConfig", "Trainer", "make_optimizer", "maximize", "snapshot", "warmup_cosine"]
+def fit_schedule(runs: list[Session], epoch_seconds: list[float], deadline: float | None) -> None:
+    """Shorten the runs' schedule (they train in step) when, at the pace of the epochs so far, it would not end by
+    ``deadline``, a ``time.perf_counter()`` value.
+
+    A run that its time limit cuts mid-schedule is judged at a high learning rate, before the decay that its
+    best epochs come from; fitted, it ends decayed within the limit. The first epoch, slowed by one-off work,
+    is left out of the pace, so nothing is decided before the second. Only ever shortens: a span that moved
+    back and forth would raise the learning rate again.
+    """
+    if deadline is None or not runs or len(epoch_seconds) < 2:
+        return
+    pace = sum(epoch_seconds[1:]) / (len(epoch_seconds) - 1)
+    done = len(epoch_seconds)
+    left = deadline - time.perf_counter()
+    fits = done + (int(PACE_MARGIN * left / pace) if pace > 0 else runs[0].epochs)
+    epochs = max(done + 1, fits)
+    if epochs < runs[0].epochs:
+        for run in runs:
+            run.shorten(epochs)
+
+
+def note_fitted_schedule(result: FitResult, run: Session, config: TrainConfig) -> None:
+    """Record the span the schedule had, and why, when the time limit made it shorter than asked."""
+    result.schedule_epochs = run.epochs
+    if run.epochs < config.max_epochs and result.stop_reason is None:
+        result.stop_reason = (f"schedule fitted to {run.epochs} of {config.max_epochs} epochs by the time limit "
+                              f"of {config.time_limit:g}s")
+
+
+__all__ = ["FitResult", "Session", "TrainConfig", "Trainer", "WarmupCosine", "fit_schedule", "make_optimizer", "maximize",
+           "note_fitted_schedule", "snapshot"]

@@ -82,10 +82,25 @@ def test_cross_validated_candidates_keep_their_fold_mean_and_test_never_decides(
     assert done.config.max_epochs == 1  # the recorded best epoch
 
 
+def test_a_cross_validated_winner_retrains_for_its_recorded_retrain_length(task):
+    row = cv_row(0.9, 0.9, 1e-3)
+    row["result"]["train"]["max_epochs"] = 3
+    row["result"]["cv"]["retrain_epochs"] = 3  # best epoch 1, but epoch 3 within noise of it
+    done = final_model(hand_study([row]), task, top_k=1, seeds=1, device="cpu")
+    assert done.winner.epochs == 3 and done.config.max_epochs == 3
+
+
 def test_a_recall_task_retrains_the_whole_budget_not_the_epoch_recall_first_formed(task):
     study = hand_study([cv_row(1.0, 1.0, 3e-3)])  # best epoch 1 of 2
     done = final_model(study, replace(task, plateau_steps=400), top_k=1, seeds=1, device="cpu")
     assert done.winner.epochs == 1 and done.config.max_epochs == 2
+
+
+def test_a_schedule_fitted_to_the_time_limit_is_the_recipe_retrained(task):
+    row = cv_row(1.0, 1.0, 3e-3)
+    row["result"] = {**row["result"], "train": {**row["result"]["train"], "max_epochs": 5}, "schedule_epochs": 3}
+    done = final_model(hand_study([row]), replace(task, plateau_steps=400), top_k=1, seeds=1, device="cpu")
+    assert done.config.max_epochs == 3  # the whole budget the trial trained by, not the 5 it was offered
 
 
 def test_metrics_and_card_carry_the_test_mean_and_spread(tiny, tmp_path):

@@ -10,8 +10,10 @@ import pytest
 
 from nas.cli import search_main
 from nas.search.config import SearchConfig
-from nas.search.record import BEST_VAL, result_of
+from nas.search.record import BEST_VAL, REASON, result_of
 from nas.search.run import run_search
+from nas.training import cross_validation, trainer as trainer_module
+from tests.training.test_trainer import tick
 
 
 def small_file(tmp_path, n: int = 40) -> str:
@@ -36,6 +38,19 @@ def test_small_data_is_scored_by_the_mean_of_five_folds(tmp_path):
         assert cv["std"] == pytest.approx(np.std(cv["values"]))
         assert record["budget"] == {"epochs": 8, "min_epochs": 1, "train_samples": 32, "max_batch": 8, "folds": 5}
         assert record["train"]["batch_size"] == 8 and record["steps"] == 8 * 5 * 4
+
+
+def test_a_trial_its_time_limit_would_cut_records_the_schedule_it_fitted(tmp_path, monkeypatch):
+    """The clock reads one second a look: five folds of four batches take about 21 s an epoch."""
+    tick(monkeypatch, trainer_module, cross_validation)
+    outcome = run_search(SearchConfig(task=small_file(tmp_path), space="tiny", trials=1, max_epochs=40,
+                                      trial_timeout=250, pruner="none", study="fit", results_dir=str(tmp_path),
+                                      quiet=True), out=io.StringIO())
+    trial = optuna.load_study(study_name="fit", storage=outcome.storage).trials[0]
+    record = result_of(trial)
+    assert trial.state.name == "COMPLETE" and record["train"]["max_epochs"] == 40
+    assert 5 <= record["schedule_epochs"] < 12 and record["epochs"] == record["schedule_epochs"]
+    assert trial.user_attrs[REASON] == f"schedule fitted to {record['schedule_epochs']} of 40 epochs by the time limit of 250s"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -9,9 +9,10 @@ import torch
 
 from nas.data.folds import cv_folds
 from nas.models.model import build_model
-from nas.training.cross_validation import fit_folds
+from nas.training import cross_validation, trainer as trainer_module
+from nas.training.cross_validation import fit_folds, last_within_noise
 from nas.training.trainer import TrainConfig, Trainer
-from tests.training.test_trainer import SPEC, task
+from tests.training.test_trainer import SPEC, task, tick
 
 CONFIG = TrainConfig(max_epochs=4, batch_size=32, lr=3e-3, seed=1)
 
@@ -61,3 +62,25 @@ def test_a_tie_goes_to_the_later_epoch():
     frozen = TrainConfig(max_epochs=5, batch_size=32, lr=1e-12, seed=1)  # weights barely move: a flat curve
     result = fit_folds(folds(), make, frozen)
     assert len(set(result.val_history)) == 1 and result.best_epoch == 5
+
+
+def test_a_binding_time_limit_fits_every_folds_schedule(monkeypatch):
+    tick(monkeypatch, trainer_module, cross_validation)
+    config = TrainConfig(max_epochs=200, batch_size=8, lr=3e-3, seed=1, time_limit=1000)
+    result = fit_folds(folds(), make, config)
+    assert result.schedule_epochs < 200 and result.epochs == result.schedule_epochs
+    assert result.stop_reason.startswith(f"schedule fitted to {result.schedule_epochs} of 200 epochs")
+    assert result.steps == sum(result.epochs * math.ceil(len(f.train) / 8) for f in folds())
+
+
+def test_the_retrain_takes_the_last_epoch_the_folds_cannot_tell_from_the_best():
+    folds = [0.7, 0.9, 0.8, 0.8]  # standard error 0.041 at the best epoch
+    assert last_within_noise([0.5, 0.8, 0.7, 0.78, 0.6], folds) == 4
+    assert last_within_noise([0.5, 0.9, 0.6, 0.5], [0.9] * 4) == 2  # agreeing folds: a fall is a fall
+    assert last_within_noise([3.0, 1.0, 1.03, 2.0], [0.9, 1.1, 1.0, 1.0], larger_is_better=False) == 3
+
+
+def test_a_cross_validated_run_records_its_retrain_length():
+    result = fit_folds(folds(), make, CONFIG)
+    expected = last_within_noise(result.val_history, result.fold_metrics)
+    assert result.retrain_epochs == expected >= result.best_epoch

@@ -15,7 +15,8 @@ from nas.models.model import build_model
 from nas.data.spec import InputSpec
 from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, MixerSpec
 from nas.data import IGNORE_INDEX, Split, Task
-from nas.training.trainer import TrainConfig, Trainer, maximize, warmup_cosine
+from nas.training import trainer as trainer_module
+from nas.training.trainer import FitResult, Session, TrainConfig, Trainer, WarmupCosine, maximize
 
 SPEC = ArchSpec(16, (BlockSpec(MixerSpec("single", (AttentionSpec("dot", 2),)), ff_mult=2),), position="none")
 
@@ -84,6 +85,60 @@ def test_time_limit_keeps_the_epochs_so_far():
     assert result.best_metric is not None and result.test_metric is not None
 
 
+class TickingClock:
+    """A stand-in for the ``time`` module whose clock moves one second per reading: epochs take a known time."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def tick(monkeypatch, *modules) -> TickingClock:
+    clock = TickingClock()
+    for module in modules:
+        monkeypatch.setattr(module, "time", clock)
+    return clock
+
+
+def test_a_binding_time_limit_fits_the_schedule_and_the_run_ends_with_it(monkeypatch):
+    """24 batches an epoch read the clock 27 times: a 500 s limit holds about 18 of the 100 epochs asked."""
+    tick(monkeypatch, trainer_module)
+    _, _, result = fit(config=TrainConfig(max_epochs=100, batch_size=8, time_limit=500))
+    assert 10 <= result.schedule_epochs < 20
+    assert result.epochs == result.schedule_epochs  # ended with its schedule, not cut by the limit
+    assert result.stop_reason == f"schedule fitted to {result.schedule_epochs} of 100 epochs by the time limit of 500s"
+    assert not result.pruned and result.test_metric is not None
+
+
+def test_a_time_limit_that_holds_every_epoch_leaves_the_schedule_alone(monkeypatch):
+    tick(monkeypatch, trainer_module)
+    _, _, result = fit(config=TrainConfig(max_epochs=8, batch_size=8, time_limit=10_000))
+    assert result.schedule_epochs == 8 and result.epochs == 8 and result.stop_reason is None
+
+
+def test_a_shortened_schedule_decays_to_zero_at_its_new_end():
+    factor = WarmupCosine(1000, 0.05)
+    factor.shorten(100)
+    assert factor(49) == pytest.approx(1.0)  # the warm-up of 50 steps is at most half the new span
+    assert factor(75) == pytest.approx(0.5) and factor(100) == pytest.approx(0.0)
+    factor.shorten(10)
+    assert factor.warm == 5 and factor(10) == pytest.approx(0.0)
+
+
+def test_a_checkpoint_keeps_the_fitted_span():
+    trainer = Trainer(task(), "cpu")
+    config = TrainConfig(max_epochs=50, batch_size=32)
+    run = Session(trainer, build_model(SPEC, trainer.input_spec, seed=0), config)
+    run.shorten(12)
+    run.train_epoch()
+    again = Session(trainer, build_model(SPEC, trainer.input_spec, seed=0), config)
+    again.restore(run.checkpoint(1, FitResult("accuracy")), FitResult("accuracy"))
+    assert again.epochs == 12 and again.schedule.get_last_lr() == run.schedule.get_last_lr()
+
+
 def test_same_seed_same_run_and_another_seed_another():
     runs = [fit(config=TrainConfig(max_epochs=3, seed=s, batch_size=32))[2] for s in (7, 7, 8)]
     assert runs[0].val_history == runs[1].val_history
@@ -124,12 +179,12 @@ def test_per_token_task_trains_with_ignored_labels():
 
 
 def test_learning_rate_warms_up_then_decays_to_zero():
-    factor = warmup_cosine(100, 0.1)
+    factor = WarmupCosine(100, 0.1)
     values = [factor(s) for s in range(101)]
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
     assert values[10] == pytest.approx(1.0) and values[55] == pytest.approx(0.5)
     assert values[100] == pytest.approx(0.0)
-    assert warmup_cosine(10, 0.0)(0) == 1.0
+    assert WarmupCosine(10, 0.0)(0) == 1.0
 
 
 @pytest.mark.parametrize("field,value", [("lr", 0.0), ("batch_size", 0), ("warmup", 1.0), ("max_epochs", 0),
