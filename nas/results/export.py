@@ -84,8 +84,8 @@ def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None 
         frozen, model, trainer, val = done.winner.trial, done.model, done.trainer, None
         test = done.test_mean
         extra = {"final": done.to_dict(), "test_std": done.test_std}
-        source = (f"the final model: trial {frozen.number}, picked among the top {len(done.candidates)} by "
-                  f"{done.winner.scored_by} mean, retrained on train + validation for {done.config.max_epochs} "
+        source = (f"the final model: trial {frozen.number}, picked by {done.picked_by}, "
+                  f"retrained on train + validation for {done.config.max_epochs} "
                   f"epochs with {len(done.seeds)} seeds; these are the first seed's weights")
     else:
         frozen = pick_trial(study, trial)

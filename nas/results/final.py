@@ -8,7 +8,8 @@ often the luckiest draw. So the top ``top_k`` distinct candidates are scored aga
 - otherwise: trained on the train split with each of ``seeds`` seeds, and scored by the mean best
   validation value over the seeds.
 
-The winner (best mean) is retrained on train + validation for its best epoch count (cross-validated:
+The winner (best mean; cross-validated, the fewest parameters within one standard error of it: see
+:func:`pick_winner`) is retrained on train + validation for its best epoch count (cross-validated:
 the last epoch within one standard error of the best; on a recall task, its whole budget: see
 :func:`final_epochs`), so the optimiser takes that many epochs of the merged set, once per seed. The test
 metric is reported as mean and spread over the seeds; the first seed's weights are
@@ -75,6 +76,7 @@ class FinalResult:
     model: nn.Module
     trainer: Trainer = field(repr=False)
     steps_taken: list[int] = field(default_factory=list)
+    picked_by: str = ""
 
     @property
     def steps(self) -> int:
@@ -91,7 +93,7 @@ class FinalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"candidates": [c.to_dict() for c in self.candidates], "winner": self.winner.trial.number,
-                "picked_by": f"best {self.winner.scored_by} mean among the top {len(self.candidates)}",
+                "picked_by": self.picked_by,
                 "epochs": self.config.max_epochs, "steps": self.steps, "steps_taken": self.steps_taken,
                 "merged_samples": self.merged_samples, "batch_size": self.config.batch_size, "seeds": self.seeds,
                 "recipe": asdict(self.config),
@@ -123,7 +125,8 @@ def top_candidates(study: optuna.Study, top_k: int, trial: int | None = None) ->
 
 def final_model(study: optuna.Study, task: Task, *, top_k: int = TOP_K, seeds: int = SEEDS, trial: int | None = None,
                 device: str = "auto", progress: Callable[[str], None] | None = None) -> FinalResult:
-    """Rescore the top candidates, pick the winner on validation, retrain it on train + validation per seed."""
+    """Rescore the top candidates, pick the winner on validation (:func:`pick_winner`), retrain it on train +
+    validation per seed."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ExportError(f"seeds={seeds!r} must be an integer >= 1")
     trials = top_candidates(study, top_k, trial)
@@ -132,7 +135,7 @@ def final_model(study: optuna.Study, task: Task, *, top_k: int = TOP_K, seeds: i
     rescored = [t for t in trials if "cv" not in result_of(t)]
     clock = _Clock(progress, [(t, s, trial_recipe(t).max_epochs) for t in rescored for s in seed_list])
     candidates = [_score(t, task, seed_list, device, clock) for t in trials]
-    winner = max(candidates, key=lambda c: c.score_mean if maximize else -c.score_mean)
+    winner, picked_by = pick_winner(candidates, maximize)
     merged = merge_splits(task.train, task.val)
     epochs = final_epochs(winner, task)
     clock.add([(winner.trial, s, epochs) for s in seed_list])
@@ -146,7 +149,28 @@ def final_model(study: optuna.Study, task: Task, *, top_k: int = TOP_K, seeds: i
         steps.append(taken)
         first = first or (model, trainer, config)
     model, trainer, config = first
-    return FinalResult(winner, candidates, config, len(merged), seed_list, tests, model, trainer, steps)
+    return FinalResult(winner, candidates, config, len(merged), seed_list, tests, model, trainer, steps, picked_by)
+
+
+def pick_winner(candidates: list[Candidate], maximize: bool = True) -> tuple[Candidate, str]:
+    """The best mean; when it was cross-validated, the candidate with the fewest parameters among those within one
+    standard error of it (Breiman's one-standard-error rule), and how it was picked.
+
+    On a set of a few series a fold, the top candidates' fold means differ by less than their noise, and the best
+    mean is the luckiest draw: a larger model wins that draw more often than it tests better. A mean over seeds on
+    one validation split carries no such estimate of the data's noise, so there the best mean stands.
+    """
+    best = max(candidates, key=lambda c: c.score_mean if maximize else -c.score_mean)
+    count = len(candidates)
+    if best.scored_by != "cv" or len(best.values) < 2:
+        return best, f"best {best.scored_by} mean among the top {count}"
+    error = statistics.stdev(best.values) / math.sqrt(len(best.values))
+    close = [c for c in candidates if c.scored_by == "cv" and
+             (c.score_mean >= best.score_mean - error if maximize else c.score_mean <= best.score_mean + error)]
+    winner = min(close, key=lambda c: (c.trial.user_attrs.get("params", math.inf),
+                                       -c.score_mean if maximize else c.score_mean))
+    return winner, (f"fewest parameters within one standard error ({error:.4f}) of the best cv mean among the top "
+                    f"{count}")
 
 
 def final_epochs(winner: Candidate, task: Task) -> int:
@@ -249,5 +273,5 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-__all__ = ["Candidate", "FinalResult", "SEEDS", "TOP_K", "final_model", "final_seeds", "fit_final", "top_candidates",
-           "trial_recipe"]
+__all__ = ["Candidate", "FinalResult", "SEEDS", "TOP_K", "final_model", "final_seeds", "fit_final", "pick_winner",
+           "top_candidates", "trial_recipe"]

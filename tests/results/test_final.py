@@ -12,7 +12,7 @@ import nas.training.trainer
 from nas.cli import export_main
 from nas.data import load_task
 from nas.results.export import export_trial
-from nas.results.final import final_model, final_seeds
+from nas.results.final import Candidate, final_model, final_seeds, pick_winner
 from nas.training.trainer import TrainConfig
 from tests.support.studies import hand_study, tiny_study
 
@@ -88,6 +88,26 @@ def test_a_cross_validated_winner_retrains_for_its_recorded_retrain_length(task)
     row["result"]["cv"]["retrain_epochs"] = 3  # best epoch 1, but epoch 3 within noise of it
     done = final_model(hand_study([row]), task, top_k=1, seeds=1, device="cpu")
     assert done.winner.epochs == 3 and done.config.max_epochs == 3
+
+
+def cv_candidates(*rows: tuple[list[float], int], scored_by: str = "cv") -> list[Candidate]:
+    """One candidate per (fold values, parameter count)."""
+    trials = hand_study([{"values": [sum(v) / len(v)], "params": params} for v, params in rows]).trials
+    return [Candidate(t, sum(v) / len(v), 0.0, scored_by, 1, v) for t, (v, params) in zip(trials, rows)]
+
+
+def test_the_smallest_candidate_within_one_standard_error_of_the_best_wins():
+    best = [0.6, 0.8, 1.0, 0.8, 0.8]  # mean 0.80, standard error 0.063
+    close, far = [0.7, 0.8, 0.9, 0.7, 0.75], [0.7, 0.7, 0.7, 0.7, 0.7]  # 0.77 and 0.70
+    winner, how = pick_winner(cv_candidates((best, 5000), (close, 1000), (far, 10)))
+    assert winner.trial.number == 1 and how.startswith("fewest parameters within one standard error (0.0632)")
+    winner, _ = pick_winner(cv_candidates((best, 5000), (far, 10)))
+    assert winner.trial.number == 0  # outside the noise: the best mean stands
+
+
+def test_without_cross_validation_the_best_mean_stands():
+    winner, how = pick_winner(cv_candidates(([0.6, 0.8, 1.0], 5000), ([0.75, 0.8, 0.85], 10), scored_by="validation"))
+    assert winner.trial.number == 0 and how == "best validation mean among the top 2"
 
 
 def test_a_recall_task_retrains_the_whole_budget_not_the_epoch_recall_first_formed(task):
