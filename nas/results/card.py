@@ -141,8 +141,9 @@ def _selection(final: dict[str, Any], metric: str) -> str:
 
 The top {len(final['candidates'])} candidates of the search, scored again on validation data (never on test):
 a cross-validated candidate by its folds' mean, any other by its mean over seeds on the validation split.
-The winner, trial {final['winner']} (picked by {final.get('picked_by', 'best mean')}), was then retrained on train + validation ({final['merged_samples']} samples)
-for {final['epochs']} epochs, {final['steps']} optimiser steps at batch {final['batch_size']}, once per seed.
+The winner, trial {final['winner']} (picked by {final.get('picked_by', 'best mean')}), was then retrained
+on train + validation ({final['merged_samples']} samples) for {final['epochs']} epochs, {final['steps']} optimiser
+steps at batch {final['batch_size']}, once per seed.
 
 | trial | architecture | validation {metric} (mean ± std) | scored by | runs |
 | ---: | --- | ---: | --- | ---: |

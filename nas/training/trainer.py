@@ -360,5 +360,5 @@ def note_fitted_schedule(result: FitResult, run: Session, config: TrainConfig) -
                               f"of {config.time_limit:g}s")
 
 
-__all__ = ["FitResult", "Session", "TrainConfig", "Trainer", "WarmupCosine", "fit_schedule", "make_optimizer", "maximize",
-           "note_fitted_schedule", "snapshot"]
+__all__ = ["FitResult", "Session", "TrainConfig", "Trainer", "WarmupCosine", "fit_schedule", "make_optimizer",
+           "maximize", "note_fitted_schedule", "snapshot"]

@@ -132,6 +132,7 @@ def test_metrics_and_card_carry_the_test_mean_and_spread(tiny, tmp_path):
     card = (tmp_path / "f" / "MODEL.md").read_text()
     assert f"{final['test_mean']:.4f} ± {final['test_std']:.4f} (mean ± std over 2 seeds)" in card
     assert "## How it was picked" in card and result.trial == final["winner"]
+    assert final["picked_by"] == "best validation mean among the top 1" and f"(picked by {final['picked_by']})" in card
 
 
 @pytest.mark.parametrize("flag", ["--final-seeds", "--top-k"])

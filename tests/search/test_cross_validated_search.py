@@ -50,7 +50,8 @@ def test_a_trial_its_time_limit_would_cut_records_the_schedule_it_fitted(tmp_pat
     record = result_of(trial)
     assert trial.state.name == "COMPLETE" and record["train"]["max_epochs"] == 40
     assert 5 <= record["schedule_epochs"] < 12 and record["epochs"] == record["schedule_epochs"]
-    assert trial.user_attrs[REASON] == f"schedule fitted to {record['schedule_epochs']} of 40 epochs by the time limit of 250s"
+    reason = f"schedule fitted to {record['schedule_epochs']} of 40 epochs by the time limit of 250s"
+    assert trial.user_attrs[REASON] == reason
 
 
 @pytest.mark.parametrize("argv, message", [
