@@ -96,11 +96,14 @@ class Budget:
                 f"at most {self.seconds / 4:g} s of training a trial; final model: top {self.top_k} x {self.seeds} seeds")
 
 
-def budget_for(quick: bool, trials: int | None, minutes: float | None) -> Budget:
+def budget_for(quick: bool, trials: int | None, minutes: float | None, seeds: int | None = None) -> Budget:
     """Full: 10 minutes of search per task on ``search_spaces/timeseries.yaml`` with the search's own budget
-    (mqar uses the default space), then the final model; quick: 2 trials on the tiny space, 2 epochs, 1 seed."""
+    (mqar uses the default space), then the final model; quick: 2 trials on the tiny space, 2 epochs, 1 seed.
+    ``seeds``: the final model's seeds, which the size-matched Transformer trains with too; more of them
+    narrow the spread where test sets are small."""
     base = Budget(2, 60.0, "tiny", 2, top_k=1, seeds=1) if quick else Budget(100_000, 600.0, "timeseries", None)
-    return replace(base, trials=trials or base.trials, seconds=60 * minutes if minutes else base.seconds)
+    return replace(base, trials=trials or base.trials, seconds=60 * minutes if minutes else base.seconds,
+                   seeds=seeds or base.seeds)
 
 
 def chosen_tasks(tasks: tuple[str, ...] | None, quick: bool) -> tuple[str, ...]:
@@ -119,11 +122,12 @@ def chosen_tasks(tasks: tuple[str, ...] | None, quick: bool) -> tuple[str, ...]:
 
 @register_suite("quality")
 def quality_suite(out_dir: Path, device: str = "auto", quick: bool = False, trials: int | None = None,
-                  minutes: float | None = None, tasks: tuple[str, ...] | None = None) -> pd.DataFrame:
+                  minutes: float | None = None, tasks: tuple[str, ...] | None = None,
+                  seeds: int | None = None) -> pd.DataFrame:
     """Search, export, baseline and references per task; writes quality.csv, quality.png and each export under
     ``out_dir/quality/<task>/``."""
     names = chosen_tasks(tasks, quick)
-    budget = budget_for(quick, trials, minutes)
+    budget = budget_for(quick, trials, minutes, seeds)
     device = str(resolve_device(device))
     rows = []
     with tempfile.TemporaryDirectory(prefix="quality-") as work:  # study storage, kept weights, data cache

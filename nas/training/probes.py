@@ -60,15 +60,17 @@ FULL = ProfileSize("full", width=128, heads=16, blocks=2, batch=128, epochs=200,
                    n_train=None, n_eval=1280, lrs=(1e-4, 5e-4, 1e-3), weight_decays=(0.0, 0.1), all_levels=True,
                    window=32)
 """MAD's own: width 128, 16 heads, batch 128, 200 epochs, its grid and every level; a GPU's work."""
-CPU = ProfileSize("cpu", width=32, heads=4, blocks=2, batch=64, epochs=None, steps=400, seconds=60,
+CPU = ProfileSize("cpu", width=32, heads=4, blocks=2, batch=64, epochs=None, steps=400, seconds=120,
                   n_train=4000, n_eval=256, lrs=(3e-3,), weight_decays=(0.0,), all_levels=False, window=32,
                   stem=(3,))
 """Sized for a 30-minute budget on 2 CPU cores (two runs at a time, one thread each). Recall through attention
 alone forms after thousands of steps (MAD trains 20,000); behind a short convolution, as H3, Hyena and Based
 put one, it forms within a few hundred, which a CPU can give every mixer, so the CPU size adds one and spends
-its time on steps rather than on a grid. The time cap stops the dearer mixers early (additive attention builds
-a (T, T, head) tensor; the composites run two attentions), so they get fewer steps than the rest; each run's
-``stop`` column says so."""
+its time on steps rather than on a grid. The time cap lets the composites (two attentions each) finish the
+recall probes: a run that would pass it fits its learning-rate schedule to the epochs that fit, and a cap that
+cut them to 4 of 6 epochs kept recall from forming. It still stops additive attention (a (T, T, head) tensor)
+and the 256-token selective copy early, so those get fewer steps than the rest; each run's ``stop`` column
+says so."""
 SIZES = {size.name: size for size in (CPU, FULL)}
 
 

@@ -58,6 +58,7 @@ def test_tasks_take_short_ucr_names_and_refuse_others_by_name():
 def test_budget_options_override_the_defaults():
     assert budget_for(False, None, None) == Budget(100_000, 600.0, "timeseries", None)
     assert budget_for(False, 5, 0.5) == Budget(5, 30.0, "timeseries", None)
+    assert budget_for(False, None, None, seeds=10) == Budget(100_000, 600.0, "timeseries", None, seeds=10)
     quick = ("1 min of search (or 2 trials), space tiny, max 2 epochs, at most 15 s of training a trial; "
              "final model: top 1 x 1 seeds")
     assert budget_for(True, None, None).describe() == quick
