@@ -16,7 +16,7 @@ from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, MixerSpec
 COLUMNS = ["task", "trials_run", "search_s", "params", "test_acc", "test_std", "final_epochs", "final_steps",
            "baseline_params", "baseline_test_acc", "baseline_test_std", "beats_transformer", "minirocket_test_acc",
            "within_3_of_minirocket", "winner_is_portfolio", "cross_validated",
-           *PUBLISHED, "best_published", "gap_to_best_published", "attention_types", "prefers_softmax", "budget",
+           *PUBLISHED, "best_published", "gap_to_best_published", "attention_types", "budget",
            "machine"]
 
 
@@ -37,6 +37,7 @@ def test_quick_quality_run_on_italy_power_demand(tmp_path):
     assert (tmp_path / "quality" / "ucr-ItalyPowerDemand" / "arch.json").is_file()  # the export itself
     assert (tmp_path / "quality.png").stat().st_size > 10_000
     assert len(table) == 1
+    assert "prefers_softmax" not in written.columns  # the softmax verdict belongs to mqar rows alone
 
 
 @pytest.mark.parametrize("target", [600, 5_000, 80_000, 1_000_000])
