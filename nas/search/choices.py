@@ -21,7 +21,8 @@ class SpaceError(ValueError):
 
 @dataclass(frozen=True)
 class Key:
-    """What one key accepts: ``kind`` is ``int``, ``float``, ``name`` or ``kv`` (an int or null)."""
+    """What one key accepts: ``kind`` is ``int``, ``float`` or ``name``; a key with ``null`` also takes null, which
+    means what ``null`` names (``kv_heads: null`` is one key-value head per query head)."""
 
     kind: str
     default: Any
@@ -30,11 +31,14 @@ class Key:
     low_open: bool = False
     names: Callable[[], tuple[str, ...]] | None = None
     ranges: bool = True
+    null: str | None = None
 
     def rule(self) -> str:
         if self.kind == "name":
             return "one of " + ", ".join(self.names())
-        what = {"int": "an integer", "float": "a number", "kv": "null (= heads) or an integer"}[self.kind]
+        what = {"int": "an integer", "float": "a number"}[self.kind]
+        if self.null is not None:
+            what = f"null (= {self.null}) or {what}"
         if self.high is not None:
             return f"{what} in [{self.low:g}, {self.high:g})"
         return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
@@ -45,7 +49,7 @@ class Key:
             if value not in self.names():
                 raise ValueError(self.rule())
             return value
-        if self.kind == "kv" and value is None:
+        if self.null is not None and value is None:
             return None
         if self.kind == "float" and isinstance(value, str):
             value = _parse_float(value)  # YAML 1.1 reads `1e-3` (no dot) as a string

@@ -45,6 +45,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "embedding": Key("name", "linear", names=embedding_names),
         "stem_layers": Key("int", 1, 1),
         "stem_kernel": Key("int", 3, 1),
+        "stem_channels": Key("int", None, 1, ranges=False, null="d_model"),
         "pattern": Key("int", 1, 1),
         "dropout": Key("float", 0.0, 0, 1),
     },
@@ -57,7 +58,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "attention": {
         "type": Key("name", "dot", names=attention_names),
         "heads": Key("int", 4, 1, ranges=False),
-        "kv_heads": Key("kv", None, 1, ranges=False),
+        "kv_heads": Key("int", None, 1, ranges=False, null="heads"),
         "window": Key("int", 4, 1),
     },
     "train": {
@@ -311,7 +312,9 @@ class SearchSpace:
         if kind == "linear":
             return EmbeddingSpec(kind)
         layers = self._draw(trial, "stem.layers", "model.stem_layers")
-        return EmbeddingSpec(kind, tuple(self._draw(trial, f"stem.k{j}", "model.stem_kernel") for j in range(layers)))
+        kernels = tuple(self._draw(trial, f"stem.k{j}", "model.stem_kernel") for j in range(layers))
+        channels = self._draw(trial, "stem.channels", "model.stem_channels") if kind == "conv" else None
+        return EmbeddingSpec(kind, kernels, channels)
 
     def _draw(self, trial: Any, name: str, path: str, options: tuple[Any, ...] | None = None,
               stable: bool = False) -> Any:

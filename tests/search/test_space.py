@@ -176,6 +176,17 @@ def test_the_space_draws_convolutional_stems_with_odd_kernels():
         SearchSpace.from_dict({"model": {"embedding": ["conv"], "stem_kernel": [3, 4]}})
 
 
+def test_a_stem_is_as_wide_as_the_model_unless_the_space_offers_other_widths():
+    plain = SearchSpace.from_dict({"model": {"embedding": ["conv"], "d_model": [32]}})
+    assert {plain.sample(t, SERIES)[0].embedding.channels for t in random_trials(5)} == {None}
+    wide = SearchSpace.from_dict({"model": {"embedding": ["conv"], "d_model": [32], "stem_channels": [None, 128]}})
+    specs = [wide.sample(t, SERIES)[0] for t in random_trials(30)]
+    assert {s.embedding.channels for s in specs} == {None, 128}
+    assert {build_model(s, SERIES).embedding.convs[-1].out_channels for s in specs} == {32, 128}
+    with pytest.raises(SpaceError, match=r"model.stem_channels.*null \(= d_model\) or an integer >= 1"):
+        SearchSpace.from_dict({"model": {"stem_channels": [0, 64]}})
+
+
 def test_a_space_with_no_embedding_for_the_input_is_refused_not_quietly_given_linear():
     series_only = SearchSpace.from_dict({"model": {"embedding": ["conv"]}}, source="conv.yaml")
     series_only.check_input(SERIES)
