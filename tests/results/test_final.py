@@ -116,11 +116,12 @@ def test_a_recall_task_retrains_the_whole_budget_not_the_epoch_recall_first_form
     assert done.winner.epochs == 1 and done.config.max_epochs == 2
 
 
-def test_a_schedule_fitted_to_the_time_limit_is_the_recipe_retrained(task):
-    row = cv_row(1.0, 1.0, 3e-3)
-    row["result"] = {**row["result"], "train": {**row["result"]["train"], "max_epochs": 5}, "schedule_epochs": 3}
-    done = final_model(hand_study([row]), replace(task, plateau_steps=400), top_k=1, seeds=1, device="cpu")
-    assert done.config.max_epochs == 3  # the whole budget the trial trained by, not the 5 it was offered
+@pytest.mark.parametrize("plateau_steps", [0, 400])
+def test_a_schedule_the_time_limit_cut_short_is_retrained_for_the_budget_offered(task, plateau_steps):
+    row = cv_row(1.0, 1.0, 3e-3)  # best epoch 1 of the 2 it trained
+    row["result"] = {**row["result"], "train": {**row["result"]["train"], "max_epochs": 5}, "schedule_epochs": 2}
+    done = final_model(hand_study([row]), replace(task, plateau_steps=plateau_steps), top_k=1, seeds=1, device="cpu")
+    assert done.winner.epochs == 1 and done.config.max_epochs == 5  # the limit bounded the search, not the model
 
 
 def test_metrics_and_card_carry_the_test_mean_and_spread(tiny, tmp_path):
