@@ -11,7 +11,8 @@ often the luckiest draw. So the top ``top_k`` distinct candidates are scored aga
 The winner (best mean; cross-validated, the fewest parameters within one standard error of it: see
 :func:`pick_winner`) is retrained on train + validation for its best epoch count (cross-validated:
 the last epoch within one standard error of the best; its whole budget on a recall task or where the
-search's time limit cut its schedule short: see :func:`final_epochs`), so the optimiser takes that many epochs of the merged set, once per seed. The test
+search's time limit cut its schedule short: see :func:`final_epochs`), so the optimiser takes that many
+epochs of the merged set, once per seed. The test
 metric is reported as mean and spread over the seeds; the first seed's weights are
 exported, not the best by test.
 
@@ -181,15 +182,9 @@ def final_epochs(winner: Candidate, task: Task) -> int:
     - the task's curve rises after a plateau (recall): the best epoch is the first at which recall formed, another
       seed forms it later, and a schedule cut to that epoch decays before it does.
     """
-    offered = offered_epochs(winner.trial)
-    if offered > trial_recipe(winner.trial).max_epochs:
-        return offered
-    return offered if task.plateau_steps else winner.epochs
-
-
-def offered_epochs(trial: FrozenTrial) -> int:
-    """The epochs the search offered the trial, before any fitting to its time limit."""
-    return int(result_of(trial)["train"]["max_epochs"])
+    trained = trial_recipe(winner.trial).max_epochs  # the span it trained by: fitted, or the whole offer
+    offered = int(result_of(winner.trial)["train"]["max_epochs"])
+    return offered if offered > trained or task.plateau_steps else winner.epochs
 
 
 def fit_final(task: Task, model: nn.Module, config: TrainConfig, device: str = "auto", what: str = "retraining",
