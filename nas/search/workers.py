@@ -75,7 +75,7 @@ def run_workers(config: Any, name: str, url: str, devices: list[str], existing: 
     the worst status.
 
     ``inline`` is this process's trial loop, set up already, so it trains while the spawned workers import
-    torch and load the task (about 3 s on 2 cores).
+    torch and load the task (seconds each: see the ``workers`` benchmark).
     """
     context = multiprocessing.get_context("spawn")  # fork would copy the parent's storage connections
     threads = cpu_threads(devices)

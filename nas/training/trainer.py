@@ -284,7 +284,7 @@ def snapshot(model: nn.Module) -> dict[str, Tensor]:
 
 def _load_lazy_imports() -> None:
     """Make torch import its compiler now: it does so on the first optimiser or dispatch mode (the FLOP counter)
-    a process makes, 1.3 s on 2 cores, which would otherwise land inside a worker's first trial."""
+    a process makes, which would otherwise land inside a worker's first trial and skew its time."""
     torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
 
 
