@@ -78,7 +78,9 @@ def test_each_input_gets_the_portfolio_entries_whose_embedding_reads_it():
     tokens = dict(space.portfolio_params(InputSpec(seq_len=64, vocab=64, num_outputs=64, per_token=True)))
     assert "conv-transformer-64x2" in series and "shortconv-transformer-64x2" not in series
     assert "shortconv-transformer-64x2" in tokens and "conv-transformer-64x2" not in tokens
-    assert set(tokens) - {"shortconv-transformer-64x2"} == set(series) - {"conv-transformer-64x2"}
+    stems = {name for name, params in series.items() if params.get("embedding") == "conv"}
+    assert stems == {"conv-transformer-64x2", "conv3-transformer-64x2"}
+    assert set(tokens) - {"shortconv-transformer-64x2"} == set(series) - stems
     assert tokens["shortconv-transformer-64x2"]["embedding"] == "shortconv"
 
 
