@@ -33,6 +33,7 @@ from nas.search.failures import record_failure
 from nas.search.heartbeat import Heartbeat, fail_stale
 from nas.search.interrupt import InterruptGuard
 from nas.search.kept_weights import checkpoint_path, keep_if_best
+from nas.search.portfolio import PORTFOLIO_ATTR
 from nas.search.probe_objectives import ProbeScorer
 from nas.search.progress import FINISHED
 from nas.search.record import ARCH, BEST_VAL, PROBES, REASON, RESULT, RETRY_OF, SUMMARY, TEST
@@ -112,10 +113,10 @@ class Objective:
 
     def _fit(self, trial: optuna.Trial, spec, train, setup: dict[str, Any]) -> float | list[float]:
         if self.curves is None:
-            return self._train(trial, spec, train, setup, _reporter(trial))
+            return self._train(trial, spec, train, setup, _spare_portfolio(trial, _reporter(trial)))
         twin = self.curves.start(trial.number)
         try:
-            values = self._train(trial, spec, train, setup, twin.report)
+            values = self._train(trial, spec, train, setup, _spare_portfolio(trial, twin.report))
         except optuna.TrialPruned:
             twin.end(TrialState.PRUNED)
             raise
@@ -231,6 +232,20 @@ def _every(seconds: float, path: Path) -> Callable[[dict], None]:
             last = time.monotonic()
 
     return save
+
+
+def _spare_portfolio(trial: optuna.Trial, report: Callable[[float, int], bool]) -> Callable[[float, int], bool]:
+    """A portfolio entry's curve still goes to the pruner, which judges later trials against it, but the entry
+    itself trains to the end: it is the hand-made model the search's answer must never fall below, and
+    Hyperband's bracket (a hash of the study's name and the trial's number) could otherwise cut it after one epoch."""
+    if PORTFOLIO_ATTR not in trial.user_attrs:
+        return report
+
+    def report_only(value: float, epoch: int) -> bool:
+        report(value, epoch)
+        return False
+
+    return report_only
 
 
 def _reporter(trial: optuna.Trial) -> Callable[[float, int], bool]:

@@ -8,7 +8,10 @@ import optuna
 import pytest
 
 from nas.models.spec import ArchSpec
+from nas.search import study as study_module
 from nas.search.config import SearchConfig
+from nas.search.curve_pruning import shadow_name
+from nas.search.record import result_of
 from nas.search.portfolio import PORTFOLIO_ATTR
 from nas.search.run import run_search
 from nas.search.space import SPACES_DIR, SearchSpace, SpaceError, load_space
@@ -28,8 +31,9 @@ def tiny_with(tmp_path, text: str = PORTFOLIO) -> str:
 
 
 def search(tmp_path, trials: int, **changes):
-    config = SearchConfig(space=tiny_with(tmp_path), trials=trials, max_epochs=1, study="p",
-                          results_dir=str(tmp_path), quiet=True, **changes)
+    settings = {"max_epochs": 1, **changes}
+    config = SearchConfig(space=tiny_with(tmp_path), trials=trials, study="p", results_dir=str(tmp_path), quiet=True,
+                          **settings)
     outcome = run_search(config, out=io.StringIO())
     return outcome, optuna.load_study(study_name="p", storage=outcome.storage).trials
 
@@ -56,6 +60,18 @@ def test_a_short_search_runs_only_as_much_of_the_portfolio_as_it_has_trials(tmp_
     _, trials = search(tmp_path, trials=1)
     assert [t.user_attrs.get(PORTFOLIO_ATTR) for t in trials] == ["dot-16"]
     assert not [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+
+
+@pytest.mark.parametrize("objectives", [("accuracy",), ("accuracy", "params")])
+def test_the_pruner_sees_a_portfolio_entrys_curve_but_never_cuts_it_short(tmp_path, monkeypatch, objectives):
+    """Hyperband judges some trials after one epoch by the hash of their number; an entry must train to the end."""
+    monkeypatch.setattr(study_module, "make_pruner", lambda name, budget: optuna.pruners.ThresholdPruner(lower=2.0))
+    outcome, trials = search(tmp_path, trials=4, max_epochs=2, objectives=objectives)  # every curve is below 2
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED", "PRUNED"]
+    assert [result_of(t)["epochs"] for t in trials] == [2, 2, 1, 1]
+    judged = trials if len(objectives) == 1 else optuna.load_study(
+        study_name=shadow_name("p"), storage=outcome.storage).trials
+    assert [len(t.intermediate_values) for t in judged] == [2, 2, 1, 1]
 
 
 def test_the_shipped_portfolios_build_the_stock_transformer_and_one_model_per_type():
