@@ -9,7 +9,8 @@ offer it, its first choice)::
 
 Each entry becomes Optuna parameters by drawing the space with its values
 (:class:`Preset`), so the enqueued trial builds exactly that model and TPE learns
-from it like any other trial. ``portfolio: []`` turns it off; so does ``--no-portfolio``.
+from it like any other trial. The pruner sees its learning curve but never stops it
+(:mod:`nas.search.objective`). ``portfolio: []`` turns it off; so does ``--no-portfolio``.
 """
 
 from __future__ import annotations
