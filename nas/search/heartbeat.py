@@ -22,6 +22,7 @@ from typing import Iterable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.search.portfolio import PORTFOLIO_ATTR
 from nas.search.record import REASON, RETRY_OF
 
 HEARTBEAT_ATTR = "heartbeat"
@@ -97,7 +98,8 @@ def fail_stale(study: optuna.Study, storage: optuna.storages.BaseStorage, trials
             continue  # another worker failed it first, or it just ended
         failed.append(trial.number)
         if again and not any(t.user_attrs.get(RETRY_OF) == trial.number for t in study.get_trials(deepcopy=False)):
-            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            kept = {PORTFOLIO_ATTR: trial.user_attrs[PORTFOLIO_ATTR]} if PORTFOLIO_ATTR in trial.user_attrs else {}
+            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, **kept})  # an entry stays one
     return failed
 
 

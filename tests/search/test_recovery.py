@@ -56,6 +56,16 @@ def test_a_stale_trial_is_failed_and_its_candidate_enqueued_once(url):
     assert retry.number == retries[0].number and retry.suggest_float("x", 0, 1) == trials[dead].params["x"]
 
 
+def test_a_portfolio_entry_s_retry_is_still_that_entry(url):
+    """Its retry keeps the entry's name, so it too trains unpruned and the report still finds the hand-made model."""
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="k")
+    dead = _running_trial(study, beat_age=100, portfolio="transformer-32x2")
+    fail_stale(study, storage, study.get_trials(), grace=30)
+    retry = next(t for t in study.get_trials() if t.state == TrialState.WAITING)
+    assert retry.user_attrs == {"retry_of": dead, "portfolio": "transformer-32x2"}
+
+
 def test_a_retry_whose_worker_dies_too_is_failed_for_good(url):
     storage = open_storage(url)
     study = optuna.create_study(storage=storage, study_name="k")
