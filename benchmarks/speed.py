@@ -67,14 +67,14 @@ def _side(method: str, seed: int, budget_s: float, device: str, folder: str, qui
         if method == "tool":
             warm_up(TASK, device, Path(folder))
             config = SearchConfig(trials=TRIAL_CAP, task=TASK, timeout=budget_s, seed=seed, device=device, quiet=True,
-                                  results_dir=folder, storage=url, study=method, max_epochs=quick_epochs)
+                                  results_dir=folder, storage=url, study=_study(method, seed), max_epochs=quick_epochs)
             run = lambda: run_search(config, out=io.StringIO())  # noqa: E731
         else:
             peer = load_baseline("transformer_search")
             peer.search(TASK, trials=1, epochs=1, device=device)  # its one-off costs, as the tool's warm-up
             epochs = {} if quick_epochs is None else {"epochs": quick_epochs}
             run = lambda: peer.search(TASK, trials=TRIAL_CAP, seed=seed, timeout=budget_s, device=device,  # noqa: E731
-                                      storage=url, study_name=method, **epochs)
+                                      storage=url, study_name=_study(method, seed), **epochs)
         barrier.wait(timeout=START_S)
         messages.put(("start", method, datetime.now()))  # Optuna stamps trials with datetime.now() too
         run()
@@ -85,7 +85,13 @@ def _side(method: str, seed: int, budget_s: float, device: str, folder: str, qui
 
 
 def _storage(method: str, seed: int, folder: Path) -> str:
-    return f"sqlite:///{folder / f'{method}-seed{seed}.db'}"
+    return f"sqlite:///{folder / f'{_study(method, seed)}.db'}"
+
+
+def _study(method: str, seed: int) -> str:
+    """A name per seed: Hyperband brackets trial n by a hash of the study's name, so one name for every seed would
+    put each seed's n-th trial in the same bracket and the seeds would not be independent."""
+    return f"{method}-seed{seed}"
 
 
 def run_pair(seed: int, budget_s: float, device: str, folder: Path,
@@ -204,7 +210,7 @@ def speed_suite(out_dir: Path, device: str = "auto", quick: bool = False, seeds:
             seed_folder = Path(folder) / f"seed{seed}"  # the tool's warm-up study is per process, so per seed
             seed_folder.mkdir()
             starts = run_pair(seed, budget_s, device, seed_folder, quick_epochs)
-            frames = {m: read_run(_storage(m, seed, seed_folder), m, starts[m], budget_s) for m in METHODS}
+            frames = {m: read_run(_storage(m, seed, seed_folder), _study(m, seed), starts[m], budget_s) for m in METHODS}
             curves += [frames[m].assign(method=m, seed=seed) for m in METHODS]
             rows.append({"seed": str(seed), **compare(frames["peer"], frames["tool"], budget_s)})
     table = pd.DataFrame([*rows, summarise(rows)]).assign(
