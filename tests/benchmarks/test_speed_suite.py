@@ -11,7 +11,7 @@ import pandas as pd
 
 from benchmarks import run_suite
 from benchmarks.curves import best_so_far
-from benchmarks.speed import QUICK_EPOCHS, RATIO_TARGET, compare, read_run, summarise
+from benchmarks.speed import METHODS, QUICK_EPOCHS, RATIO_TARGET, _storage, _study, compare, read_run, summarise
 
 TABLE = {"seed", "peer_best", "peer_s", "peer_trials", "tool_s", "tool_trials", "tool_reached", "ratio", "ratio_is",
          "tool_best", "peer_test", "tool_test", "peer_ended", "tool_ended", "ratio_ok", "test_ok", "ratio_min",
@@ -90,3 +90,10 @@ def test_a_run_is_read_from_its_storage_with_each_trials_test_and_cut_at_the_bud
     frame = read_run(url, "peer", start, budget_s=60.0)
     assert list(frame["seconds"]) == [10.0, 40.0] and list(frame["best"]) == [0.7, 0.8]
     assert frame["test"].round(2).tolist() == [0.65, 0.75]
+
+
+def test_every_seed_and_side_has_its_own_study_so_hyperband_brackets_differ_between_seeds(tmp_path):
+    # Hyperband brackets trial n by a hash of the study's name: one name for all seeds would tie their brackets.
+    names = {_study(m, seed) for m in METHODS for seed in range(5)}
+    assert len(names) == 10
+    assert all(_storage(m, 3, tmp_path).endswith(f"{_study(m, 3)}.db") for m in METHODS)
