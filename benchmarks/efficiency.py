@@ -35,9 +35,8 @@ from nas.search.run import run_search  # noqa: E402
 METHODS = {"TPE + Hyperband": ("tpe", "hyperband"), "TPE, no pruning": ("tpe", "none"),
            "random, no pruning": ("random", "none")}
 TASKS = ("digits", "ucr:JapaneseVowels")
-# 18 searches (2 tasks x 3 seeds x 3 strategies) in about 15 minutes on a 2-core machine: measured on digits,
-# 30 trials of up to 6 epochs took 50 s with TPE + Hyperband and 65 s with random, no pruning; a 45 s cap per
-# search keeps the whole run near 15 minutes, and random may then stop before its 30th trial.
+# 18 searches (2 tasks x 3 seeds x 3 strategies), each capped in wall time so that the whole run stays near 15
+# minutes on a 2-core machine; a strategy that prunes nothing may then stop before its 30th trial.
 TRIALS, SEEDS, MAX_EPOCHS, MINUTES = 30, 3, 6, 0.75
 QUICK = {"space": "tiny", "trials": 3, "seeds": 1, "max_epochs": 2}
 

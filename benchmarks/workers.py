@@ -79,7 +79,7 @@ class Budget:
     storages: tuple[str, ...]
     jobs: tuple[int, ...]  # 1 first: the others' speed-ups are against it
     overhead_pruners: tuple[str, ...]
-    overhead_spaces: tuple[str, ...]  # the tiny space's trials last about 0.5 s, the default space's about 2 s
+    overhead_spaces: tuple[str, ...]  # short and typical trials: the storage's share of a trial depends on its length
     trials: int
     epochs: int
 
