@@ -1,7 +1,7 @@
 """Argument parsing for the scripts, and nothing else: each ``*_main`` parses, calls the library, prints.
 
 A user mistake ends as one line, ``<prog>: error: <what and what is allowed>``,
-and exit status 2; Ctrl-C during a search exits 130 after saying how to resume.
+and exit status 2; Ctrl-C or SIGTERM during a search exits 130 after saying how to resume.
 """
 
 from __future__ import annotations

@@ -33,26 +33,36 @@ def finished_record(trials) -> dict[int, tuple]:
     return {t.number: (t.state, t.params, t.value, t.user_attrs) for t in trials if t.state in FINISHED}
 
 
-def test_ctrl_c_mid_trial_then_rerun_ends_with_exactly_the_requested_trials(tmp_path):
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    command = [sys.executable, "scripts/search.py", "--space", "tiny", "--trials", "4", "--storage", url,
-               "--study", "s", "--max-epochs", "30", "--pruner", "none", "--results", str(tmp_path)]
+def interrupt_mid_trial(command: list[str], url: str, signum: int, running: int = 1) -> tuple[dict, str]:
+    """Start the search, send ``signum`` once a trial has finished and ``running`` more are training; the finished
+    trials' record before the signal and the search's stderr. It must exit 130."""
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait for a finished trial and the next one in training
+    while time.monotonic() < deadline:
         trials = load(url)
-        if any(t.state in FINISHED for t in trials) and any(
-                t.state == TrialState.RUNNING and "arch" in t.user_attrs for t in trials):
+        if any(t.state in FINISHED for t in trials) and sum(
+                t.state == TrialState.RUNNING and "arch" in t.user_attrs for t in trials) >= running:
             break
         time.sleep(0.2)
     else:
         child.kill()
-        pytest.fail("no trial finished within 120 s")
+        pytest.fail(f"no trial finished with {running} more training within 120 s")
     time.sleep(0.3)
     before = finished_record(load(url))
-    child.send_signal(signal.SIGINT)
+    child.send_signal(signum)
     out, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
+    return before, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_mid_trial_then_rerun_ends_with_exactly_the_requested_trials(tmp_path, signum):
+    """Ctrl-C, or the SIGTERM that ``kill``, ``timeout`` and schedulers send, records the trial in hand as
+    interrupted (not left RUNNING) and keeps every finished one; the rerun runs only what is missing."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    command = [sys.executable, "scripts/search.py", "--space", "tiny", "--trials", "4", "--storage", url,
+               "--study", "s", "--max-epochs", "30", "--pruner", "none", "--results", str(tmp_path)]
+    before, err = interrupt_mid_trial(command, url, signum)
     assert "resume with: " in err and "--trials 4" in err
     trials = load(url)
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
@@ -65,6 +75,20 @@ def test_ctrl_c_mid_trial_then_rerun_ends_with_exactly_the_requested_trials(tmp_
     assert sum(t.state in FINISHED for t in trials) == 4
     after = finished_record(trials)
     assert {n: after[n] for n in before} == before
+
+
+def test_sigterm_to_a_many_worker_search_stops_every_worker_and_records_their_trials(tmp_path):
+    """A scheduler signals the command's process only; its workers must stop too, not train on to the end."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    command = [sys.executable, "scripts/search.py", "--space", "tiny", "--trials", "40", "--storage", url,
+               "--study", "s", "--max-epochs", "30", "--pruner", "none", "--results", str(tmp_path), "--jobs", "2"]
+    before, _ = interrupt_mid_trial(command, url, signal.SIGTERM, running=2)
+    trials = load(url)
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    assert {t.user_attrs.get("reason") for t in trials if t.state == TrialState.FAIL} == {"interrupted"}
+    assert sum(t.state == TrialState.FAIL for t in trials) >= 2
+    assert sum(t.state in FINISHED for t in trials) < 40
+    assert {n: r for n, r in finished_record(trials).items() if n in before} == before
 
 
 def test_help_lists_every_flag_with_its_default(capsys):

@@ -1,39 +1,53 @@
-"""Ctrl-C that stops training at once but never cuts a storage write in half.
+"""Ctrl-C (or SIGTERM) that stops training at once but never cuts a storage write in half.
 
 Python raises ``KeyboardInterrupt`` wherever the main thread happens to be. In a
 search that may be inside Optuna's write of a finished trial, which would lose
 it. :class:`InterruptGuard` raises at once only inside :meth:`interruptible`
 (training and measuring); elsewhere it holds the interrupt, and the search stops
-as soon as the trial in hand is recorded. A second Ctrl-C raises at once.
+as soon as the trial in hand is recorded. A second signal raises at once.
+
+SIGTERM is what ``kill``, ``timeout``, ``docker stop`` and batch schedulers send
+before they kill: without a handler the process dies at once and its trial stays
+RUNNING until its heartbeat goes stale. It is handled as Ctrl-C, and passed on to
+this process's worker processes, which Ctrl-C reaches through the terminal but a
+SIGTERM sent to one process does not.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class InterruptGuard:
-    """Context manager installing the SIGINT handler (main thread only; elsewhere it does nothing)."""
+    """Context manager installing the SIGINT and SIGTERM handler (main thread only; elsewhere it does nothing)."""
 
     def __init__(self) -> None:
         self.pending = False
         self._open = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "InterruptGuard":
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def _handle(self, signum: int, frame: object) -> None:
+        if signum == signal.SIGTERM and not self.pending:
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGTERM)
         if self._open or self.pending:
             self.pending = True
             raise KeyboardInterrupt
