@@ -19,6 +19,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.search.failures import end_reason, retries
+from nas.search.heartbeat import is_stale
 from nas.search.pareto import pareto_mask
 from nas.search.storage import JOURNAL, SQLITE, display_url, open_storage, study_names
 from nas.search.study import StudyError
@@ -94,11 +95,16 @@ def objectives(study: optuna.Study) -> Objectives:
 
 
 def state_counts(trials: list[FrozenTrial]) -> str:
-    """``3 complete, 2 pruned, 1 failed`` for messages and the report header."""
+    """``3 complete, 2 pruned, 1 failed`` for messages and the report header. A RUNNING trial whose worker stopped
+    beating (killed, crashed) is named as such: it is not training, and the next run of the search retries it."""
     counts = Counter(t.state for t in trials)
     words = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
              TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
-    return ", ".join(f"{counts[s]} {w}" for s, w in words.items() if counts[s]) or "no trials"
+    text = ", ".join(f"{counts[s]} {w}" for s, w in words.items() if counts[s]) or "no trials"
+    stale = sum(map(is_stale, trials))
+    them = "it" if stale == 1 else "them"
+    return text + (f"; {stale} running without a heartbeat: worker gone, the next run of the search retries {them}"
+                   if stale else "")
 
 
 def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:

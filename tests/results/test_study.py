@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.results.study import objectives, open_study, pick_trial, ranked_trials, resolve_study
+from nas.results.study import objectives, open_study, pick_trial, ranked_trials, resolve_study, state_counts
+from nas.search.heartbeat import HEARTBEAT_ATTR
 from nas.search.study import StudyError
 from tests.support.studies import hand_study
 
@@ -40,6 +43,16 @@ def test_a_study_without_complete_trials_is_refused_with_its_counts():
     study = hand_study([{"state": TrialState.PRUNED}, {"state": TrialState.FAIL}])
     with pytest.raises(StudyError, match=r"has no complete trial yet \(1 pruned, 1 failed\)"):
         ranked_trials(study)
+
+
+def test_counts_name_a_running_trial_whose_worker_stopped_beating_apart_from_one_still_training():
+    study = hand_study([{"values": [0.9]}])
+    study.ask()  # just started: training
+    study.ask().set_user_attr(HEARTBEAT_ATTR, time.time() - 3600)  # its worker was killed an hour ago
+    assert state_counts(study.get_trials()) == ("1 complete, 2 running; 1 running without a heartbeat: worker gone, "
+                                                "the next run of the search retries it")
+    study.ask().set_user_attr(HEARTBEAT_ATTR, time.time())
+    assert state_counts(study.get_trials()).startswith("1 complete, 3 running; 1 running without a heartbeat")
 
 
 def test_resolve_study_fills_in_what_only_one_study_fits(tmp_path):
