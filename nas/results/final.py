@@ -32,6 +32,7 @@ import optuna
 from optuna.trial import FrozenTrial
 from torch import nn
 
+from nas.core.clock import duration
 from nas.data import Task
 from nas.data.folds import merge_splits
 from nas.models.model import build_model
@@ -269,15 +270,10 @@ class _Clock:
                 rate = (now - self.started) / self.done_epochs
                 left = max(0, self.total_epochs - self.done_epochs) * rate
                 self.say(f"{stage} run {index}/{self.runs_total}: trial {trial.number}, seed {seed}, epoch {epoch}/{epochs}, "
-                         f"value {value:.4f}, about {_duration(left)} left")
+                         f"value {value:.4f}, about {duration(left)} left")
             return False
 
         return on_epoch
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 __all__ = ["Candidate", "FinalResult", "SEEDS", "TOP_K", "final_model", "final_seeds", "fit_final", "pick_winner",

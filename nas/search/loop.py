@@ -21,7 +21,7 @@ from nas.search.failures import FailureLimit
 from nas.search.heartbeat import fail_stale, grace_seconds
 from nas.search.interrupt import InterruptGuard
 from nas.search.objective import Objective
-from nas.search.progress import FINISHED, Progress
+from nas.search.progress import FINISHED, LOG_EVERY_SECONDS, Progress
 from nas.search.record import REASON
 from nas.search.space import SearchSpace
 from nas.training.trainer import Trainer
@@ -30,13 +30,15 @@ WAIT_SECONDS = 0.25  # between looks at the storage while other workers finish t
 
 
 def run_trials(study: optuna.Study, storage: optuna.storages.BaseStorage, space: SearchSpace, trainer: Trainer,
-               config: SearchConfig, existing: list, out: IO[str], bar: bool = True,
+               config: SearchConfig, existing: list, out: IO[str], bar: bool = True, speaks: bool = True,
                curves: CurvePruning | None = None, budget: Budget | None = None, task: Task | None = None) -> str:
     """Run trials in this process until the study holds ``config.trials`` finished ones; returns the status:
-    ``done``, ``interrupted`` or ``failing``. ``curves`` prunes a multi-objective study. ``budget`` (default:
+    ``done``, ``interrupted`` or ``failing``. ``speaks``: this process logs the study's progress (a spawned
+    worker leaves that to the first). ``curves`` prunes a multi-objective study. ``budget`` (default:
     planned from ``task``) sets each trial's epochs, batch cap and folds; cross-validation needs ``task``."""
-    progress = Progress(config.trials, existing, trainer.larger_is_better, config.quiet, out, bar=bar)
     deadline = None if config.timeout is None else time.monotonic() + config.timeout
+    progress = Progress(config.trials, existing, trainer.larger_is_better, config.quiet, out, bar=bar,
+                        log_every=LOG_EVERY_SECONDS if speaks else None, deadline=deadline)
     status = "done"
     with InterruptGuard() as guard:
         objective = Objective(space, trainer, config, guard, storage, objectives=tuple(study.metric_names or ()),

@@ -1,5 +1,8 @@
 """What a running search shows: a bar, one line per finished trial, and the closing table.
 
+Without a terminal (a log file, ``nohup``, a batch job) there is no bar; a
+progress line (trials finished, best so far, time in, time left) then follows a
+finished trial at most once a minute, so a log shows how far a long search is.
 The table is computed as a DataFrame (:func:`top_trials`) apart from its printing,
 so the report can reuse it and tests can check it without reading text.
 """
@@ -7,18 +10,21 @@ so the report can reuse it and tests can check it without reading text.
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+import time
+from typing import IO, Any, Callable
 
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from nas.core.clock import duration
 from nas.search.config import METRICS, probe_of
 from nas.search.pareto import pareto_mask
 from nas.search.record import BEST_VAL, PROBES, REASON, SUMMARY, TEST, recorded
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+LOG_EVERY_SECONDS = 60.0  # without a bar, at most one progress line this often
 
 
 def metric_of(trial: FrozenTrial) -> float | None:
@@ -56,24 +62,52 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def status_line(trials: list[FrozenTrial], total: int, larger_is_better: bool, elapsed: float, finished_before: int,
+                deadline_left: float | None = None) -> str:
+    """``progress: 37 of 200 trials finished (21 pruned, 1 failed); best val 0.9917 (trial 95); 4 min 12 s in,
+    about 18 min 03 s left``. Time left is this run's pace over the trials it still lacks, capped by ``--timeout``."""
+    finished = sum(t.state in FINISHED for t in trials)
+    pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    failed = sum(t.state == TrialState.FAIL for t in trials)
+    line = f"progress: {finished} of {total} trials finished ({pruned} pruned, {failed} failed)"
+    best = best_value(trials, larger_is_better)
+    if best is not None:
+        number = next(t.number for t in trials if t.state == TrialState.COMPLETE and metric_of(t) == best)
+        line += f"; best val {best:.4f} (trial {number})"
+    line += f"; {duration(elapsed)} in"
+    done_here = finished - finished_before
+    left = elapsed / done_here * max(0, total - finished) if done_here > 0 else None
+    if deadline_left is not None and (left is None or deadline_left < left):
+        return line + f", at most {duration(deadline_left)} left (--timeout)"
+    return line + (f", about {duration(left)} left" if left is not None else "")
+
+
 class Progress:
     """Optuna callback: prints a line per finished trial and advances a bar of finished trials.
 
     The bar (trials finished of the total, best so far, elapsed, time left) is
     drawn only on a terminal and unless ``bar`` is False (a worker of several); lines go to ``out`` unless ``quiet``.
+    Where no bar is drawn, :func:`status_line` follows a trial at most every ``log_every`` seconds (None: never,
+    as in a spawned worker, whose first worker already speaks for the study); ``deadline`` is ``--timeout``'s end
+    on ``clock``.
     """
 
     def __init__(self, total: int, trials: list[FrozenTrial], larger_is_better: bool, quiet: bool = False,
-                 out: IO[str] | None = None, bar: bool = True):
+                 out: IO[str] | None = None, bar: bool = True, log_every: float | None = LOG_EVERY_SECONDS,
+                 deadline: float | None = None, clock: Callable[[], float] = time.monotonic):
         self.out = out or sys.stdout
         self.quiet = quiet
         self.larger_is_better = larger_is_better
         self.best = best_value(trials, larger_is_better)
+        self.total, self.deadline, self.clock = total, deadline, clock
+        self.started, self.logged = clock(), None
         done = sum(t.state in FINISHED for t in trials)
+        self.finished_before = done
         # No bar, no tqdm: its lock is a multiprocessing semaphore, which a worker ending with os._exit would leak.
         drawn = bar and not quiet and sys.stderr.isatty()
         self.bar = tqdm(total=total, initial=done, unit="trial", desc="trials", dynamic_ncols=True,
                         file=sys.stderr) if drawn else None
+        self.log_every = None if quiet or drawn else log_every
         self._show_best()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -89,6 +123,16 @@ class Progress:
         if trial.state in FINISHED and self.bar is not None:
             self.bar.update(1)
         self._show_best()
+        self._log_status(study)
+
+    def _log_status(self, study: optuna.Study) -> None:
+        now = self.clock()
+        if self.log_every is None or (self.logged is not None and now - self.logged < self.log_every):
+            return
+        self.logged = now
+        deadline_left = None if self.deadline is None else max(0.0, self.deadline - now)
+        print(status_line(study.get_trials(deepcopy=False), self.total, self.larger_is_better, now - self.started,
+                          self.finished_before, deadline_left), file=self.out)
 
     def _show_best(self) -> None:
         if self.best is not None and self.bar is not None:

@@ -124,7 +124,7 @@ def _work(config: Any, name: str, url: str, index: int, device: str, existing: i
                               budget, objectives)
     curves = curve_pruning(config, study, storage, trainer.larger_is_better, budget)
     status = run_trials(study, storage, space, trainer, config, study.get_trials(deepcopy=False), sys.stdout,
-                        bar=False, curves=curves, budget=budget, task=task)
+                        bar=False, speaks=False, curves=curves, budget=budget, task=task)
     sys.stdout.flush()
     sys.stderr.flush()
     # Every result is committed; skip the interpreter's teardown of torch and its libraries.
