@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from nas.cli import benchmark_main, search_main
+from nas.cli import benchmark_main, report_main, search_main
 
 ROOT = Path(__file__).resolve().parent.parent
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -186,6 +187,21 @@ def test_rerunning_a_finished_study_says_so_and_exits_0(existing, capsys):
     assert search_main(base + ["--trials", "2"]) == 0
     assert "already has 2 finished trials" in capsys.readouterr().out
     assert digest(folder / "s.db") == before
+
+
+def test_the_printed_report_command_finds_a_search_kept_in_another_results_folder(tmp_path, monkeypatch, capsys):
+    """A search told ``--results runs`` prints report and export commands that name it: without it they would
+    look in ./results, away from the search's kept weights and data cache."""
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    assert search_main(["--space", "tiny", "--max-epochs", "2", "--trials", "2", "--results", str(runs), "--quiet"]) == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines()
+                   if line.startswith(("report: ", "export: ")))
+    report_args = shlex.split(printed["report"])[2:]
+    assert shlex.split(printed["export"])[2:] == report_args
+    assert report_main(report_args) == 0
+    assert (runs / "digits-tiny" / "report.md").is_file()
+    assert not (tmp_path / "results").exists()
 
 
 def test_scripts_run_from_any_folder(tmp_path):

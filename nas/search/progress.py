@@ -9,6 +9,7 @@ so the report can reuse it and tests can check it without reading text.
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from typing import IO, Any, Callable
@@ -19,11 +20,12 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from nas.core.clock import duration
-from nas.search.config import METRICS, probe_of
+from nas.search.config import METRICS, SearchConfig, probe_of
 from nas.search.pareto import pareto_mask
 from nas.search.record import BEST_VAL, PROBES, REASON, SUMMARY, TEST, recorded
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+DEFAULT_RESULTS = SearchConfig.results_dir
 LOG_EVERY_SECONDS = 60.0  # without a bar, at most one progress line this often
 
 
@@ -174,9 +176,11 @@ def pareto_front(trials: list[FrozenTrial], objectives: tuple[str, ...], maximiz
 
 
 def print_summary(trials: list[FrozenTrial], larger_is_better: bool, study_name: str, storage: str,
-                  out: IO[str] | None = None, objectives: tuple[str, ...] = (), directions: list[bool] = ()) -> None:
+                  out: IO[str] | None = None, objectives: tuple[str, ...] = (), directions: list[bool] = (),
+                  results_dir: str = DEFAULT_RESULTS) -> None:
     """The top five (or, for several ``objectives``, the Pareto front) as a table, then the commands that
-    report and export the study."""
+    report and export the study; they name ``results_dir`` where it is not the default, since the search's
+    kept weights and data cache are there."""
     out = out or sys.stdout
     multi = len(objectives) > 1
     table = pareto_front(trials, objectives, list(directions)) if multi else top_trials(trials, larger_is_better)
@@ -192,5 +196,6 @@ def print_summary(trials: list[FrozenTrial], larger_is_better: bool, study_name:
                        "params": lambda v: f"{v:,.0f}", "flops": lambda v: f"{v:,.0f}", "latency": lambda v: f"{v:.3f}ms",
                        **{name: _num for name in objectives if probe_of(name) is not None}}
             print(table.to_string(index=False, formatters=formats), file=out)
-    where = f"--study {study_name} --storage {storage}"
+    where = shlex.join(["--study", study_name, "--storage", storage]
+                       + (["--results", results_dir] if results_dir != DEFAULT_RESULTS else []))
     print(f"\nreport: python scripts/report.py {where}\nexport: python scripts/export.py {where}", file=out)

@@ -116,7 +116,8 @@ def _finish(study: optuna.Study, config: SearchConfig, status: str, larger_is_be
         status = "timeout"
         print(f"stopped by --timeout after {finished} of {config.trials} finished trials; rerun to go on", file=out)
     print_summary(trials, larger_is_better, study.study_name, url, out, objectives=tuple(study.metric_names or ()),
-                  directions=[d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions])
+                  directions=[d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions],
+                  results_dir=config.results_dir)
     return SearchOutcome(status, study.study_name, url, finished, config.trials)
 
 
