@@ -3,6 +3,7 @@
 from nas.data.spec import InputSpec
 from nas.models import (ArchSpec, AttentionSpec, BlockSpec, CompositeModel, EmbeddingSpec, MixerSpec, SpecError,
                         build_model)
+from nas.models.predictor import Predictor, load_predictor
 from nas.models.saved import load_model
 
 __all__ = [
@@ -13,7 +14,9 @@ __all__ = [
     "EmbeddingSpec",
     "InputSpec",
     "MixerSpec",
+    "Predictor",
     "SpecError",
     "build_model",
     "load_model",
+    "load_predictor",
 ]

@@ -291,7 +291,8 @@ def export_main(argv: list[str] | None = None) -> int:
               f"(retrained {f['epochs']} epochs on {f['merged_samples']} samples), {m['params']:,} parameters")
     else:
         print(f"validation {m['metric']} {val}, test {m['metric']} {m['test']:.4f}, {m['params']:,} parameters")
-    print(f"load it with: from nas import load_model; model = load_model({str(out)!r})")
+    print(f"use it on raw data (as your files hold it): from nas import load_predictor; "
+          f"load_predictor({str(out)!r}).predict(X)")
     return 0
 
 

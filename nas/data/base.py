@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
+from nas.data.scaling import Scaling
 from nas.data.spec import InputSpec
 
 IGNORE_INDEX = -100
@@ -76,6 +77,7 @@ class Task:
     seed: int
     val_given: bool = False  # the user's data brought its own validation split: use it as given, never re-split
     plateau_steps: int = 0  # optimiser steps a learner may take before its validation curve is judged
+    scaling: Scaling | None = None  # the standardisation its continuous inputs got (None: none, or token ids)
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}

@@ -15,6 +15,7 @@ import torch
 
 from nas.data.spec import InputSpec
 from nas.data.base import Split, Task, TaskError
+from nas.data.scaling import Scaling
 
 SPLITS = ("train", "val", "test")
 
@@ -98,8 +99,9 @@ def continuous_task(
         raw, ids = _hold_out_val(source, raw, ids, train_ids, val_fraction, seed)
     width = max(r.x.shape[1] for r in raw.values())
     xs = {s: _widen(r.x, width) for s, r in raw.items()}
+    scaling = None
     if normalize:
-        xs = _standardize(xs, {s: r.lengths for s, r in raw.items()})
+        xs, scaling = _standardize(xs, {s: r.lengths for s, r in raw.items()})
     ragged = any((r.lengths < width).any() for r in raw.values())
     splits = {s: _to_split(xs[s], ids[s], raw[s].lengths if ragged else None) for s in SPLITS}
     y = ids["train"]
@@ -110,7 +112,8 @@ def continuous_task(
         target=target,
     )
     metric = "accuracy" if target == "classification" else "mse"
-    return Task(name, splits["train"], splits["val"], splits["test"], spec, metric, classes, seed, val_given)
+    return Task(name, splits["train"], splits["val"], splits["test"], spec, metric, classes, seed, val_given,
+                scaling=scaling)
 
 
 def _hold_out_val(
@@ -212,18 +215,11 @@ def _widen(x: np.ndarray, width: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, width - x.shape[1]), (0, 0))) if x.shape[1] < width else x
 
 
-def _standardize(xs: dict[str, np.ndarray], lengths: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _standardize(xs: dict[str, np.ndarray], lengths: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Scaling]:
     """Per-feature z-scores with train-only, mask-aware statistics; padding stays 0."""
     width = xs["train"].shape[1]
-    real = xs["train"][real_positions(lengths["train"], width)]  # (real steps, features)
-    mean, std = real.mean(axis=0), real.std(axis=0)
-    std = np.where(std > 1e-12, std, 1.0)  # constant features (digits' empty border) stay finite
-    out = {}
-    for s, x in xs.items():
-        z = (x - mean) / std
-        z[~real_positions(lengths[s], width)] = 0.0
-        out[s] = z
-    return out
+    scaling = Scaling.fit(xs["train"][real_positions(lengths["train"], width)])
+    return {s: scaling.apply(x, real_positions(lengths[s], width)) for s, x in xs.items()}, scaling
 
 
 def _to_split(x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None) -> Split:

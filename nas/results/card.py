@@ -121,11 +121,16 @@ the training recipe, and the study and trial this came from.
 ## Load it
 
 ```python
-from nas import load_model
-model = load_model("path/to/this/folder")   # nn.Module with its weights, in eval() mode
-out = model(x, mask)   # x: (batch, steps, features) floats or (batch, steps) token ids; mask: (batch, steps) bool or None
+from nas import load_predictor
+predictor = load_predictor("path/to/this/folder")
+labels = predictor.predict(X)   # X: raw data as the task's files held it: (n, steps, features), or a list of series
 ```
 
+`predict_proba(X)` gives class probabilities in `predictor.classes` order. The predictor applies
+what training applied: the training split's standardisation and padding to the task's length
+(the `preprocessing` entry of `metrics.json`), and names the classes as the data did.
+`load_model("path/to/this/folder")` returns the network alone (`nn.Module`, in `eval()` mode); it expects
+those standardised inputs and gives class ids: `out = model(x, mask)`.
 `arch.json` and the `input` entry of `metrics.json` alone rebuild the untrained model:
 `build_model(ArchSpec.from_json(arch_text), InputSpec.from_dict(metrics["input"]))`.
 """

@@ -138,9 +138,17 @@ def _metrics(study: optuna.Study, trial: optuna.trial.FrozenTrial, task: Task, t
         "epochs": recorded(trial, "epochs"), "best_epoch": recorded(trial, "best_epoch"),
         "train_config": recorded(trial, "train"), "summary": attrs.get("summary"),
         "arch_hash": ArchSpec.from_json(attrs[ARCH]).hash() if ARCH in attrs else None,
-        "references": references_for(task.name), "input": task.input_spec.to_dict(), "versions": library_versions(),
+        "references": references_for(task.name), "input": task.input_spec.to_dict(),
+        "preprocessing": preprocessing(task), "versions": library_versions(),
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def preprocessing(task: Task) -> dict[str, Any]:
+    """What raw data needs before the model sees it, and what its class ids mean: :func:`load_predictor` applies
+    it, so new data goes in as the user holds it."""
+    return {"scaling": task.scaling.to_dict() if task.scaling is not None else None,
+            "classes": list(task.classes) if task.classes is not None else None}
 
 
 def library_versions() -> dict[str, str]:

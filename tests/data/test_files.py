@@ -50,6 +50,9 @@ def test_npz_standardises_with_train_statistics_only(tmp_path):
         expected = (arrays[f"X_{split}"] - mean) / std
         assert torch.allclose(task.splits()[split].x, torch.from_numpy(expected).float(), atol=1e-5)
     assert torch.equal(raw.test.y, task.test.y)
+    np.testing.assert_allclose(task.scaling.mean, mean, rtol=1e-6)  # kept, so an export can scale new data alike
+    np.testing.assert_allclose(task.scaling.std, std, rtol=1e-6)
+    assert raw.scaling is None
 
 
 def test_npz_without_val_splits_train_stratified_and_seeded(tmp_path):

@@ -72,9 +72,12 @@ def test_the_export_holds_spec_metrics_provenance_and_a_card_whose_snippet_runs(
     card = (out / "MODEL.md").read_text()
     assert best.user_attrs["summary"] in card and "block 1:" in card and f"trial {best.number}" in card
     snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1).replace("path/to/this/folder", str(out))
-    scope = {"x": task.test.x[:5], "mask": None}
+    scaling = metrics["preprocessing"]["scaling"]
+    raw = task.test.x[:5].numpy().astype("float64") * scaling["std"] + scaling["mean"]  # digits as scikit-learn has them
+    scope = {"X": raw}
     exec(snippet, scope)
-    assert scope["out"].shape == (5, 10)
+    ids = outputs(load_model(out), task.test).argmax(-1)[:5].numpy()
+    assert list(scope["labels"]) == [metrics["preprocessing"]["classes"][i] for i in ids]
 
 
 def test_an_existing_export_is_refused_unless_forced_and_nothing_is_overwritten(tiny, tmp_path):

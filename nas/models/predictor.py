@@ -1,0 +1,117 @@
+"""An exported model that takes data as the user holds it: raw series in, the task's own labels out.
+
+``load_model`` returns the network, which expects what training gave it: z-scores
+from the training split's statistics, padded to the task's length, class ids. The
+export records that preprocessing; :class:`Predictor` applies it, so new data is
+never silently fed on another scale.
+
+>>> predictor = load_predictor("results/ucr_GunPoint-timeseries/best")
+>>> predictor.predict(X_new)          # ['1', '2', ...]: the labels the data set used
+>>> predictor.predict_proba(X_new)    # (n, classes), columns in predictor.classes order
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from nas.core.checks import SpecError
+from nas.data.prepare import pad_series, real_positions
+from nas.data.scaling import Scaling
+from nas.data.spec import InputSpec
+from nas.models.model import CompositeModel
+from nas.models.saved import METRICS_FILE, ExportError, load_model
+
+BATCH = 256  # samples per forward pass: bounds memory on long inputs
+
+
+class Predictor:
+    """``model`` with its task's preprocessing: ``scaling`` (None: inputs were used as stored) and ``classes``
+    (the original labels in id order; None for regression)."""
+
+    def __init__(self, model: CompositeModel, input_spec: InputSpec, scaling: Scaling | None,
+                 classes: Sequence[str] | None):
+        self.model, self.input_spec, self.scaling = model.eval(), input_spec, scaling
+        self.classes = None if classes is None else np.asarray(list(classes))
+        if scaling is not None and len(scaling.mean) != input_spec.features:
+            raise SpecError(f"scaling has {len(scaling.mean)} features, the model reads {input_spec.features}")
+
+    @torch.no_grad()
+    def outputs(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """The model's raw outputs (logits, or regression values) for ``x``."""
+        inputs, mask = self._inputs(x)
+        parts = []
+        for start in range(0, len(inputs), BATCH):
+            chunk = slice(start, start + BATCH)
+            parts.append(self.model(inputs[chunk], None if mask is None else mask[chunk]).float())
+        return torch.cat(parts).numpy()
+
+    def predict_proba(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities, columns in :attr:`classes` order."""
+        if self.input_spec.target != "classification":
+            raise ValueError("predict_proba needs a classification model; this one predicts regression values")
+        return torch.softmax(torch.from_numpy(self.outputs(x)), dim=-1).numpy()
+
+    def predict(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Labels as the training data named them (per position for a per-token task), or regression values."""
+        out = self.outputs(x)
+        if self.input_spec.target != "classification":
+            return out[..., 0] if out.shape[-1] == 1 else out
+        ids = out.argmax(-1)
+        return ids if self.classes is None else self.classes[ids]
+
+    def _inputs(self, x: np.ndarray | Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Tensors shaped and scaled as in training: padded to the task's length, masked where padded."""
+        spec = self.input_spec
+        series = [np.asarray(s) for s in x]
+        if not series:
+            raise ValueError("x holds no samples")
+        if spec.kind == "continuous":
+            series = [s[:, None] if s.ndim == 1 and spec.features == 1 else s for s in series]
+            for i, s in enumerate(series):
+                if s.ndim != 2 or s.shape[1] != spec.features:
+                    raise ValueError(f"sample {i} has shape {s.shape}; the model reads (steps, {spec.features}) "
+                                     f"series{' or (steps,)' if spec.features == 1 else ''}")
+        elif any(s.ndim != 1 for s in series):
+            raise ValueError(f"token inputs must be (steps,) id sequences; got shapes {sorted({s.shape for s in series})}")
+        lengths = np.array([len(s) for s in series])
+        if lengths.max() > spec.seq_len or lengths.min() < 1:
+            bad = int(np.flatnonzero((lengths > spec.seq_len) | (lengths < 1))[0])
+            raise ValueError(f"sample {bad} has {lengths[bad]} steps; the model reads 1 to {spec.seq_len}")
+        if spec.kind == "tokens":
+            ids = np.zeros((len(series), spec.seq_len), dtype=np.int64)
+            for i, s in enumerate(series):
+                ids[i, :len(s)] = s
+            inputs = torch.from_numpy(ids)
+        else:
+            padded, _ = pad_series([s.astype(np.float64) for s in series])
+            padded = np.pad(padded, ((0, 0), (0, spec.seq_len - padded.shape[1]), (0, 0)))
+            real = real_positions(lengths, spec.seq_len)
+            if self.scaling is not None:
+                padded = self.scaling.apply(padded, real)
+            inputs = torch.from_numpy(padded.astype(np.float32))
+        full = bool((lengths == spec.seq_len).all())
+        return inputs, None if full else torch.from_numpy(real_positions(lengths, spec.seq_len))
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """The exported model at ``path`` with the preprocessing its export recorded."""
+    folder = Path(path)
+    model = load_model(folder)
+    info: dict[str, Any] = json.loads((folder / METRICS_FILE).read_text())
+    if "preprocessing" not in info:
+        raise ExportError(f"{folder / METRICS_FILE} records no preprocessing (exported by an earlier version); "
+                          f"export the trial again, or use load_model and standardise inputs yourself")
+    pre = info["preprocessing"]
+    try:
+        scaling = None if pre.get("scaling") is None else Scaling.from_dict(pre["scaling"])
+        return Predictor(model, InputSpec.from_dict(info["input"]), scaling, pre.get("classes"))
+    except (SpecError, AttributeError) as err:
+        raise ExportError(f"{folder / METRICS_FILE}: its preprocessing entry cannot be used: {err}") from None
+
+
+__all__ = ["Predictor", "load_predictor"]

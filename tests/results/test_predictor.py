@@ -1,0 +1,110 @@
+"""An exported model used on data as the user holds it: raw series in, the data's own labels out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+from nas import load_model, load_predictor
+from nas.data import load_task
+from nas.models.saved import ExportError
+from nas.results.export import export_trial
+from nas.search.config import SearchConfig
+from nas.search.run import run_search
+
+LABELS = np.array(["calm", "gust", "storm"])
+
+
+def series(rng: np.random.Generator, n: int, steps: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Three features far from zero mean and unit scale (a pressure near 1000, a temperature near 20), so a
+    model fed them unscaled sees nothing like its training inputs."""
+    y = rng.integers(0, 3, n)
+    t = np.linspace(0, 1, steps)
+    x = np.stack([1000 + 30 * np.sin(2 * np.pi * (1 + y[:, None]) * t) + rng.normal(0, 5, (n, steps)),
+                  20 + 4 * y[:, None] + rng.normal(0, 1, (n, steps)),
+                  rng.normal(0, 1, (n, steps))], axis=-1)
+    return x.astype(np.float32), y
+
+
+def export(tmp_path, y_train, y_test, x_train, x_test, name: str):
+    path = tmp_path / f"{name}.npz"
+    np.savez(path, X_train=x_train, y_train=y_train, X_test=x_test, y_test=y_test)
+    config = SearchConfig(task=f"file:{path}", space="tiny", trials=2, max_epochs=4, cv_below=0,
+                          results_dir=str(tmp_path), quiet=True, portfolio=False)
+    outcome = run_search(config)
+    study = optuna.load_study(study_name=outcome.study_name, storage=outcome.storage)
+    done = export_trial(study, tmp_path / name / "best", results_dir=tmp_path, final=False, device="cpu")
+    return done.out_dir, load_task(f"file:{path}", seed=0)
+
+
+@pytest.fixture(scope="module")
+def weather(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("weather")
+    rng = np.random.default_rng(0)
+    (x_train, y_train), (x_test, y_test) = series(rng, 120), series(rng, 60)
+    out, task = export(tmp_path, LABELS[y_train], LABELS[y_test], x_train, x_test, "weather")
+    return out, task, x_test, LABELS[y_test]
+
+
+def test_raw_data_gets_the_same_predictions_and_test_accuracy_as_the_task_tensors(weather):
+    out, task, x_test, y_test = weather
+    predictor = load_predictor(out)
+    with torch.no_grad():
+        ids = load_model(out)(task.test.x, task.test.mask).argmax(-1).numpy()
+    labels = predictor.predict(x_test)
+    assert list(labels) == list(LABELS[ids])
+    assert np.mean(labels == y_test) == json.loads((out / "metrics.json").read_text())["test"]
+    proba = predictor.predict_proba(x_test)
+    assert list(predictor.classes) == list(LABELS)
+    np.testing.assert_allclose(proba.sum(-1), 1, rtol=1e-5)
+    assert list(predictor.classes[proba.argmax(-1)]) == list(labels)
+
+
+def test_unscaled_input_would_have_changed_the_answer(weather):
+    """What the predictor guards against: the bare network given raw values predicts something else."""
+    out, task, x_test, _ = weather
+    with torch.no_grad():
+        model = load_model(out)
+        scaled = model(task.test.x).argmax(-1)
+        raw = model(torch.from_numpy(x_test)).argmax(-1)
+    assert not torch.equal(scaled, raw)
+
+
+def test_shorter_series_are_padded_and_masked_and_bad_shapes_name_the_sample(weather):
+    out, _, x_test, _ = weather
+    predictor = load_predictor(out)
+    ragged = [x_test[0], x_test[1][:10], x_test[2][:1]]
+    assert predictor.predict(ragged).shape == (3,)
+    with pytest.raises(ValueError, match=r"sample 1 has 25 steps; the model reads 1 to 24"):
+        predictor.predict([x_test[0], np.concatenate([x_test[1], x_test[1][:1]])])
+    with pytest.raises(ValueError, match=r"sample 0 has shape \(24, 2\); the model reads \(steps, 3\)"):
+        predictor.predict(x_test[:, :, :2])
+
+
+def test_a_regression_export_predicts_values_on_the_raw_scale_of_its_inputs(tmp_path):
+    rng = np.random.default_rng(1)
+    (x_train, y_train), (x_test, y_test) = series(rng, 90), series(rng, 30)
+    out, task = export(tmp_path, y_train.astype(np.float32) * 1.5, y_test.astype(np.float32) * 1.5, x_train, x_test,
+                       "level")
+    values = load_predictor(out).predict(x_test)
+    with torch.no_grad():
+        expected = load_model(out)(task.test.x)[:, 0].numpy()
+    assert values.shape == (30,) and values.dtype == np.float32
+    np.testing.assert_allclose(values, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_an_export_without_its_preprocessing_is_refused_with_what_to_do(weather, tmp_path):
+    out, _, _, _ = weather
+    copy = tmp_path / "old"
+    copy.mkdir()
+    for file in out.iterdir():
+        copy.joinpath(file.name).write_bytes(file.read_bytes())
+    metrics = json.loads((copy / "metrics.json").read_text())
+    del metrics["preprocessing"]
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ExportError, match="records no preprocessing .* export the trial again"):
+        load_predictor(copy)
