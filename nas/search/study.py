@@ -102,8 +102,8 @@ def load_search_study(config: SearchConfig, name: str, storage: optuna.storages.
         pruner = optuna.pruners.NopPruner() if multi else make_pruner(config.pruner, budget)
         study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True, sampler=sampler,
                                     pruner=pruner, directions=directions)
-    if multi and study.metric_names is None:
-        study.set_metric_names(list(objectives))
+        if multi and study.metric_names is None:  # experimental in Optuna, and its warning is no news to the user
+            study.set_metric_names(list(objectives))
     return study
 
 

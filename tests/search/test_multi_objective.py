@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import optuna
 import pytest
@@ -95,3 +96,11 @@ def test_the_metric_must_be_the_tasks_and_the_cli_says_so(tmp_path, capsys):
     assert ("objectives=mse,latency name 'mse', but task 'digits' is measured by 'accuracy'; use accuracy,latency"
             in capsys.readouterr().err)
     assert not list(tmp_path.glob("*.db"))
+
+
+def test_naming_the_objectives_warns_nothing(tmp_path):
+    """Optuna flags ``set_metric_names`` as experimental; a user's multi-objective search should not print that."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        search(tmp_path, trials=1, max_epochs=1)
+    assert not [w for w in caught if issubclass(w.category, optuna.exceptions.ExperimentalWarning)]
