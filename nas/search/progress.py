@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from nas.core.clock import duration
 from nas.search.config import METRICS, SearchConfig, probe_of
+from nas.search.failures import NOT_THE_CANDIDATES
 from nas.search.pareto import pareto_mask
 from nas.search.record import BEST_VAL, PROBES, REASON, SUMMARY, TEST, recorded
 
@@ -67,10 +68,11 @@ def _num(value: float | None) -> str:
 def status_line(trials: list[FrozenTrial], total: int, larger_is_better: bool, elapsed: float, finished_before: int,
                 deadline_left: float | None = None) -> str:
     """``progress: 37 of 200 trials finished (21 pruned, 1 failed); best val 0.9917 (trial 95); 4 min 12 s in,
-    about 18 min 03 s left``. Time left is this run's pace over the trials it still lacks, capped by ``--timeout``."""
+    about 18 min 03 s left``. Time left is this run's pace over the trials it still lacks, capped by ``--timeout``.
+    Failed counts the candidates that failed, not trials the search itself stopped (``interrupted``, ``surplus``)."""
     finished = sum(t.state in FINISHED for t in trials)
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
-    failed = sum(t.state == TrialState.FAIL for t in trials)
+    failed = sum(t.state == TrialState.FAIL and t.user_attrs.get(REASON) not in NOT_THE_CANDIDATES for t in trials)
     line = f"progress: {finished} of {total} trials finished ({pruned} pruned, {failed} failed)"
     best = best_value(trials, larger_is_better)
     if best is not None:

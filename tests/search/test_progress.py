@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from nas.search.progress import Progress, status_line
-from nas.search.record import BEST_VAL
+from nas.search.record import BEST_VAL, REASON
 
 
 class Clock:
@@ -20,8 +20,10 @@ class Clock:
         return self.now
 
 
-def add(study: optuna.Study, state: TrialState, val: float | None = None):
+def add(study: optuna.Study, state: TrialState, val: float | None = None, reason: str | None = None):
     attrs = {} if val is None else {BEST_VAL: val}
+    if reason is not None:
+        attrs[REASON] = reason
     study.add_trial(create_trial(state=state, value=val if state == TrialState.COMPLETE else None, user_attrs=attrs))
     return study.get_trials(deepcopy=False)[-1]
 
@@ -70,6 +72,15 @@ def test_time_left_is_this_runs_pace_and_a_timeout_caps_it(study):
     ]
     line = status_line(study.get_trials(), 10, True, elapsed=1200, finished_before=5, deadline_left=900)
     assert line.endswith("20 min 00 s in, at most 15 min 00 s left (--timeout)")
+
+
+def test_trials_the_search_itself_stopped_are_not_counted_as_failed(study):
+    add(study, TrialState.COMPLETE, 0.9)
+    add(study, TrialState.FAIL, reason="surplus")  # claimed past the total by a worker of several
+    add(study, TrialState.FAIL, reason="interrupted")
+    add(study, TrialState.FAIL, reason="memory: needs ~30 GiB")
+    line = status_line(study.get_trials(), 10, True, elapsed=60, finished_before=0)
+    assert line.startswith("progress: 1 of 10 trials finished (0 pruned, 1 failed)")
 
 
 @pytest.mark.parametrize("settings", [{"quiet": True}, {"log_every": None}], ids=["quiet", "spawned-worker"])
