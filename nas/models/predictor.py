@@ -74,8 +74,11 @@ class Predictor:
             series = [s[:, None] if s.ndim == 1 and spec.features == 1 else s for s in series]
             for i, s in enumerate(series):
                 if s.ndim != 2 or s.shape[1] != spec.features:
+                    flipped = s.ndim == 2 and s.shape[0] == spec.features
                     raise ValueError(f"sample {i} has shape {s.shape}; the model reads (steps, {spec.features}) "
-                                     f"series{' or (steps,)' if spec.features == 1 else ''}")
+                                     f"series{' or (steps,)' if spec.features == 1 else ''}"
+                                     + ("; transpose it (aeon and sktime hold series as (channels, steps))"
+                                        if flipped else ""))
         elif any(s.ndim != 1 for s in series):
             raise ValueError(f"token inputs must be (steps,) id sequences; got shapes {sorted({s.shape for s in series})}")
         lengths = np.array([len(s) for s in series])

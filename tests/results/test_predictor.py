@@ -81,8 +81,10 @@ def test_shorter_series_are_padded_and_masked_and_bad_shapes_name_the_sample(wea
     assert predictor.predict(ragged).shape == (3,)
     with pytest.raises(ValueError, match=r"sample 1 has 25 steps; the model reads 1 to 24"):
         predictor.predict([x_test[0], np.concatenate([x_test[1], x_test[1][:1]])])
-    with pytest.raises(ValueError, match=r"sample 0 has shape \(24, 2\); the model reads \(steps, 3\)"):
+    with pytest.raises(ValueError, match=r"sample 0 has shape \(24, 2\); the model reads \(steps, 3\) series$"):
         predictor.predict(x_test[:, :, :2])
+    with pytest.raises(ValueError, match=r"has shape \(3, 24\); .* transpose it \(aeon and sktime"):
+        predictor.predict(x_test.transpose(0, 2, 1))  # aeon's (n, channels, steps)
 
 
 def test_a_regression_export_predicts_values_on_the_raw_scale_of_its_inputs(tmp_path):
