@@ -34,8 +34,9 @@ class Predictor:
     (the original labels in id order; None for regression)."""
 
     def __init__(self, model: CompositeModel, input_spec: InputSpec, scaling: Scaling | None,
-                 classes: Sequence[str] | None):
-        self.model, self.input_spec, self.scaling = model.eval(), input_spec, scaling
+                 classes: Sequence[str] | None, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.model, self.input_spec, self.scaling = model.to(self.device).eval(), input_spec, scaling
         self.classes = None if classes is None else np.asarray(list(classes))
         if scaling is not None and len(scaling.mean) != input_spec.features:
             raise SpecError(f"scaling has {len(scaling.mean)} features, the model reads {input_spec.features}")
@@ -47,7 +48,8 @@ class Predictor:
         parts = []
         for start in range(0, len(inputs), BATCH):
             chunk = slice(start, start + BATCH)
-            parts.append(self.model(inputs[chunk], None if mask is None else mask[chunk]).float())
+            parts.append(self.model(inputs[chunk].to(self.device),
+                                    None if mask is None else mask[chunk].to(self.device)).float().cpu())
         return torch.cat(parts).numpy()
 
     def predict_proba(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -101,8 +103,8 @@ class Predictor:
         return inputs, None if full else torch.from_numpy(real_positions(lengths, spec.seq_len))
 
 
-def load_predictor(path: str | Path) -> Predictor:
-    """The exported model at ``path`` with the preprocessing its export recorded."""
+def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
+    """The exported model at ``path`` with the preprocessing its export recorded, run on ``device``."""
     folder = Path(path)
     model = load_model(folder)
     info: dict[str, Any] = json.loads((folder / METRICS_FILE).read_text())
@@ -112,7 +114,7 @@ def load_predictor(path: str | Path) -> Predictor:
     pre = info["preprocessing"]
     try:
         scaling = None if pre.get("scaling") is None else Scaling.from_dict(pre["scaling"])
-        return Predictor(model, InputSpec.from_dict(info["input"]), scaling, pre.get("classes"))
+        return Predictor(model, InputSpec.from_dict(info["input"]), scaling, pre.get("classes"), device)
     except (SpecError, AttributeError) as err:
         raise ExportError(f"{folder / METRICS_FILE}: its preprocessing entry cannot be used: {err}") from None
 

@@ -8,6 +8,7 @@ import torch
 
 from nas import ArchSpec, AttentionSpec as A, BlockSpec, InputSpec, MixerSpec, Predictor, build_model
 from nas.data.scaling import Scaling
+from tests.conftest import tolerance
 
 BLOCKS = (BlockSpec(MixerSpec("single", (A("dot", 2),))),)
 
@@ -41,3 +42,16 @@ def test_a_one_feature_task_takes_plain_rows_and_scales_them_as_training_did():
     assert list(predictor.predict(raw)) == list(np.array(["no", "yes"])[expected])
     with pytest.raises(ValueError, match="scaling has 2 features, the model reads 1"):
         Predictor(net, spec, Scaling(mean=(0.0, 0.0), std=(1.0, 1.0)), classes=None)
+
+
+def test_the_predictor_runs_on_the_device_asked_and_answers_on_the_cpu(device):
+    spec = InputSpec(seq_len=10, features=2, num_outputs=3, target="regression")
+    net = model(spec)
+    x = np.random.default_rng(2).normal(size=(5, 10, 2))
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x).float()).numpy()
+    predictor = Predictor(net, spec, scaling=None, classes=None, device=device)
+    assert next(predictor.model.parameters()).device.type == device
+    values = predictor.predict(x)
+    assert isinstance(values, np.ndarray) and values.shape == (5, 3)
+    np.testing.assert_allclose(values, expected, rtol=tolerance(device), atol=tolerance(device))
