@@ -68,7 +68,8 @@ def _num(value: float | None) -> str:
 def status_line(trials: list[FrozenTrial], total: int, larger_is_better: bool, elapsed: float, finished_before: int,
                 deadline_left: float | None = None) -> str:
     """``progress: 37 of 200 trials finished (21 pruned, 1 failed); best val 0.9917 (trial 95); 4 min 12 s in,
-    about 18 min 03 s left``. Time left is this run's pace over the trials it still lacks, capped by ``--timeout``.
+    about 18 min 03 s left``. Time left is this run's pace over the trials it still lacks or, where sooner, the
+    time to ``--timeout`` (no trial starts after it; the last one may run past it).
     Failed counts the candidates that failed, not trials the search itself stopped (``interrupted``, ``surplus``)."""
     finished = sum(t.state in FINISHED for t in trials)
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
@@ -82,7 +83,7 @@ def status_line(trials: list[FrozenTrial], total: int, larger_is_better: bool, e
     done_here = finished - finished_before
     left = elapsed / done_here * max(0, total - finished) if done_here > 0 else None
     if deadline_left is not None and (left is None or deadline_left < left):
-        return line + f", at most {duration(deadline_left)} left (--timeout)"
+        return line + f", {duration(deadline_left)} to --timeout (no trial starts after it)"
     return line + (f", about {duration(left)} left" if left is not None else "")
 
 

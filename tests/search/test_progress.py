@@ -66,12 +66,12 @@ def test_time_left_is_this_runs_pace_and_a_timeout_caps_it(study):
     progress(study, add(study, TrialState.COMPLETE, 0.7))
     assert progress_lines(out) == [
         "progress: 5 of 10 trials finished (0 pruned, 1 failed); best val 0.8000 (trial 0); 10 min 00 s in, "
-        "at most 1 h 50 min left (--timeout)",  # no trial of this run has finished: no pace yet
+        "1 h 50 min to --timeout (no trial starts after it)",  # no trial of this run has finished: no pace yet
         "progress: 6 of 10 trials finished (0 pruned, 1 failed); best val 0.8000 (trial 0); 20 min 00 s in, "
         "about 1 h 20 min left",
     ]
     line = status_line(study.get_trials(), 10, True, elapsed=1200, finished_before=5, deadline_left=900)
-    assert line.endswith("20 min 00 s in, at most 15 min 00 s left (--timeout)")
+    assert line.endswith("20 min 00 s in, 15 min 00 s to --timeout (no trial starts after it)")
 
 
 def test_trials_the_search_itself_stopped_are_not_counted_as_failed(study):
