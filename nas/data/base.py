@@ -78,6 +78,7 @@ class Task:
     val_given: bool = False  # the user's data brought its own validation split: use it as given, never re-split
     plateau_steps: int = 0  # optimiser steps a learner may take before its validation curve is judged
     scaling: Scaling | None = None  # the standardisation its continuous inputs got (None: none, or token ids)
+    feature_names: tuple[str, ...] | None = None  # the features' names where the data named them (a CSV's columns)
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}

@@ -21,8 +21,8 @@ COLUMNS = ("split", "sample", "step", "label")
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def read_csv(file: Path) -> dict[str, RawSplit]:
-    """The splits of a long-format CSV, samples in order of first appearance."""
+def read_csv(file: Path) -> tuple[dict[str, RawSplit], tuple[str, ...]]:
+    """The splits of a long-format CSV, samples in order of first appearance, and its feature columns in order."""
     try:
         frame = pd.read_csv(file)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -37,7 +37,7 @@ def read_csv(file: Path) -> dict[str, RawSplit]:
     for split in ("train", "test"):
         if split not in raw:
             raise TaskError(f"{file}: no rows with split {split!r}; the split column needs train and test rows (val optional)")
-    return raw
+    return raw, tuple(str(name) for name in features)
 
 
 def _check_columns(frame: pd.DataFrame, file: Path) -> list[str]:

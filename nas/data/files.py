@@ -35,14 +35,16 @@ def load_file(path: str, *, seed: int, val_fraction: float = 0.2, normalize: boo
         raise TaskError(f"{file}: extension {file.suffix!r} is not supported; allowed: {', '.join(readers)}")
     if not file.is_file():
         raise TaskError(f"{file}: no such file")
-    raw = readers[file.suffix.lower()](file)
+    raw, features = readers[file.suffix.lower()](file)
     return continuous_task(
-        f"file:{file}", seed, raw, source=str(file), val_fraction=val_fraction, normalize=normalize
+        f"file:{file}", seed, raw, source=str(file), val_fraction=val_fraction, normalize=normalize,
+        feature_names=features,
     )
 
 
-def read_npz(file: Path) -> dict[str, RawSplit]:
-    """The splits of a ``.npz`` archive, read without unpickling (object arrays are refused)."""
+def read_npz(file: Path) -> tuple[dict[str, RawSplit], None]:
+    """The splits of a ``.npz`` archive, read without unpickling (object arrays are refused); its features have
+    no names."""
     try:
         archive = np.load(file, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as err:
@@ -72,7 +74,7 @@ def read_npz(file: Path) -> dict[str, RawSplit]:
                 f"{file}: X_{split} has {part.x.shape[1]} steps but X_train has {raw['train'].x.shape[1]}; "
                 "all splits need the same number of steps (or use the .csv format for varying lengths)"
             )
-    return raw
+    return raw, None
 
 
 def _array(archive: np.lib.npyio.NpzFile, name: str, file: Path) -> np.ndarray:

@@ -77,12 +77,14 @@ def continuous_task(
     classes: tuple[str, ...] | None = None,
     val_fraction: float = 0.2,
     normalize: bool = True,
+    feature_names: tuple[str, ...] | None = None,
 ) -> Task:
     """Build a task from ``raw["train"]``, ``raw["test"]`` and optionally ``raw["val"]``.
 
     Without ``val`` a seeded ``val_fraction`` of train is held out (stratified by
     class). Labels that are integers or strings make a classification task, floats
-    a regression task; ``classes`` fixes the id order (default: sorted train labels).
+    a regression task; ``classes`` fixes the id order (default: sorted train labels). ``feature_names`` (a
+    CSV's columns) travel with the task, so that new data can be matched to them by name.
     """
     for part in raw.values():
         _check_arrays(source, part)
@@ -113,7 +115,7 @@ def continuous_task(
     )
     metric = "accuracy" if target == "classification" else "mse"
     return Task(name, splits["train"], splits["val"], splits["test"], spec, metric, classes, seed, val_given,
-                scaling=scaling)
+                scaling=scaling, feature_names=feature_names)
 
 
 def _hold_out_val(

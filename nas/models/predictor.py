@@ -8,6 +8,7 @@ never silently fed on another scale.
 >>> predictor = load_predictor("results/ucr_GunPoint-timeseries/best")
 >>> predictor.predict(X_new)          # ['1', '2', ...]: the labels the data set used
 >>> predictor.predict_proba(X_new)    # (n, classes), columns in predictor.classes order
+>>> predictor.predict_frame(frame)    # a long-format table (sample, step, features by name): one label per sample
 """
 
 from __future__ import annotations
@@ -30,16 +31,39 @@ BATCH = 256  # samples per forward pass: bounds memory on long inputs
 
 
 class Predictor:
-    """``model`` with its task's preprocessing: ``scaling`` (None: inputs were used as stored) and ``classes``
-    (the original labels in id order; None for regression)."""
+    """``model`` with its task's preprocessing: ``scaling`` (None: inputs were used as stored), ``classes``
+    (the original labels in id order; None for regression) and ``features`` (the names of the features, in the
+    model's order, where the data named them)."""
 
     def __init__(self, model: CompositeModel, input_spec: InputSpec, scaling: Scaling | None,
-                 classes: Sequence[str] | None, device: str | torch.device = "cpu"):
+                 classes: Sequence[str] | None, device: str | torch.device = "cpu",
+                 features: Sequence[str] | None = None):
         self.device = torch.device(device)
         self.model, self.input_spec, self.scaling = model.to(self.device).eval(), input_spec, scaling
         self.classes = None if classes is None else np.asarray(list(classes))
+        self.features = None if features is None else tuple(features)
         if scaling is not None and len(scaling.mean) != input_spec.features:
             raise SpecError(f"scaling has {len(scaling.mean)} features, the model reads {input_spec.features}")
+        if self.features is not None and len(self.features) != input_spec.features:
+            raise SpecError(f"{len(self.features)} feature names for a model that reads {input_spec.features}")
+
+    def predict_frame(self, frame: Any) -> Any:
+        """Labels (or values) for a pandas table in the long format the model's CSV had: one row per step, columns
+        ``sample``, ``step`` and the features by name (in any order; others, such as ``label``, are ignored).
+        Returns a Series indexed by sample, in order of first appearance."""
+        import pandas as pd
+
+        if self.features is None:
+            raise ValueError("this model was trained on arrays, whose features have no names; use predict(X)")
+        needed = ["sample", "step", *self.features]
+        missing = [column for column in needed if column not in frame.columns]
+        if missing:
+            raise ValueError(f"frame has no column {missing[0]!r}; needed: {', '.join(needed)}")
+        samples, series = [], []
+        for sample, group in frame.groupby("sample", sort=False):
+            samples.append(sample)
+            series.append(group.sort_values("step")[list(self.features)].to_numpy(dtype=np.float64))
+        return pd.Series(list(self.predict(series)), index=pd.Index(samples, name="sample"), name="prediction")
 
     @torch.no_grad()
     def outputs(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -114,7 +138,8 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
     pre = info["preprocessing"]
     try:
         scaling = None if pre.get("scaling") is None else Scaling.from_dict(pre["scaling"])
-        return Predictor(model, InputSpec.from_dict(info["input"]), scaling, pre.get("classes"), device)
+        return Predictor(model, InputSpec.from_dict(info["input"]), scaling, pre.get("classes"), device,
+                         pre.get("features"))
     except (SpecError, AttributeError) as err:
         raise ExportError(f"{folder / METRICS_FILE}: its preprocessing entry cannot be used: {err}") from None
 

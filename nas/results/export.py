@@ -148,7 +148,8 @@ def preprocessing(task: Task) -> dict[str, Any]:
     """What raw data needs before the model sees it, and what its class ids mean: :func:`load_predictor` applies
     it, so new data goes in as the user holds it."""
     return {"scaling": task.scaling.to_dict() if task.scaling is not None else None,
-            "classes": list(task.classes) if task.classes is not None else None}
+            "classes": list(task.classes) if task.classes is not None else None,
+            "features": list(task.feature_names) if task.feature_names is not None else None}
 
 
 def library_versions() -> dict[str, str]:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 import torch
 
@@ -110,3 +111,36 @@ def test_an_export_without_its_preprocessing_is_refused_with_what_to_do(weather,
     (copy / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(ExportError, match="records no preprocessing .* export the trial again"):
         load_predictor(copy)
+
+
+def test_a_csv_model_reads_a_long_table_by_feature_name_in_any_column_order(tmp_path):
+    rng = np.random.default_rng(2)
+    rows = []
+    for split, n in (("train", 60), ("test", 30)):
+        for i in range(n):
+            label = int(rng.integers(0, 2))
+            for step in range(int(rng.integers(8, 13))):  # samples of different lengths: padded and masked
+                rows.append((split, f"{split}-{i}", step, 100 + 10 * label + rng.normal(), rng.normal(), LABELS[label]))
+    frame = pd.DataFrame(rows, columns=["split", "sample", "step", "temp", "pressure", "label"])
+    frame.to_csv(tmp_path / "weather.csv", index=False)
+    config = SearchConfig(task=f"file:{tmp_path / 'weather.csv'}", space="tiny", trials=2, max_epochs=4, cv_below=0,
+                          results_dir=str(tmp_path), quiet=True, portfolio=False)
+    outcome = run_search(config)
+    study = optuna.load_study(study_name=outcome.study_name, storage=outcome.storage)
+    out = export_trial(study, tmp_path / "best", results_dir=tmp_path, final=False, device="cpu").out_dir
+    predictor = load_predictor(out)
+    assert predictor.features == ("temp", "pressure")
+    test = frame[frame["split"] == "test"]
+    shuffled = test.sample(frac=1, random_state=0)[["pressure", "label", "step", "sample", "temp"]]  # rows, columns
+    predicted = predictor.predict_frame(shuffled)
+    truth = test.groupby("sample", sort=False)["label"].first()
+    assert sorted(predicted.index) == sorted(truth.index)
+    accuracy = (predicted[truth.index] == truth).mean()
+    assert accuracy == json.loads((out / "metrics.json").read_text())["test"]
+    with pytest.raises(ValueError, match="frame has no column 'temp'; needed: sample, step, temp, pressure"):
+        predictor.predict_frame(test.drop(columns="temp"))
+
+
+def test_a_model_trained_on_arrays_asks_for_arrays(weather):
+    with pytest.raises(ValueError, match=r"trained on arrays, whose features have no names; use predict\(X\)"):
+        load_predictor(weather[0]).predict_frame(pd.DataFrame({"sample": [0], "step": [0]}))
