@@ -79,6 +79,7 @@ class Task:
     plateau_steps: int = 0  # optimiser steps a learner may take before its validation curve is judged
     scaling: Scaling | None = None  # the standardisation its continuous inputs got (None: none, or token ids)
     feature_names: tuple[str, ...] | None = None  # the features' names where the data named them (a CSV's columns)
+    integer_labels: bool = False  # the class labels were integers (``classes`` holds them as text all the same)
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}

@@ -115,7 +115,8 @@ def continuous_task(
     )
     metric = "accuracy" if target == "classification" else "mse"
     return Task(name, splits["train"], splits["val"], splits["test"], spec, metric, classes, seed, val_given,
-                scaling=scaling, feature_names=feature_names)
+                scaling=scaling, feature_names=feature_names,
+                integer_labels=target == "classification" and raw["train"].y.dtype.kind in "iu")
 
 
 def _hold_out_val(

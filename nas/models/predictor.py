@@ -36,7 +36,7 @@ class Predictor:
     model's order, where the data named them)."""
 
     def __init__(self, model: CompositeModel, input_spec: InputSpec, scaling: Scaling | None,
-                 classes: Sequence[str] | None, device: str | torch.device = "cpu",
+                 classes: Sequence[str | int] | None, device: str | torch.device = "cpu",
                  features: Sequence[str] | None = None):
         self.device = torch.device(device)
         self.model, self.input_spec, self.scaling = model.to(self.device).eval(), input_spec, scaling

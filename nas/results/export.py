@@ -147,8 +147,9 @@ def _metrics(study: optuna.Study, trial: optuna.trial.FrozenTrial, task: Task, t
 def preprocessing(task: Task) -> dict[str, Any]:
     """What raw data needs before the model sees it, and what its class ids mean: :func:`load_predictor` applies
     it, so new data goes in as the user holds it."""
+    classes = None if task.classes is None else [int(c) if task.integer_labels else c for c in task.classes]
     return {"scaling": task.scaling.to_dict() if task.scaling is not None else None,
-            "classes": list(task.classes) if task.classes is not None else None,
+            "classes": classes,  # as the data had them: integer labels come back as integers
             "features": list(task.feature_names) if task.feature_names is not None else None}
 
 

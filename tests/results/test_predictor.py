@@ -144,3 +144,13 @@ def test_a_csv_model_reads_a_long_table_by_feature_name_in_any_column_order(tmp_
 def test_a_model_trained_on_arrays_asks_for_arrays(weather):
     with pytest.raises(ValueError, match=r"trained on arrays, whose features have no names; use predict\(X\)"):
         load_predictor(weather[0]).predict_frame(pd.DataFrame({"sample": [0], "step": [0]}))
+
+
+def test_integer_labels_come_back_as_integers(tmp_path):
+    rng = np.random.default_rng(3)
+    (x_train, y_train), (x_test, y_test) = series(rng, 90), series(rng, 30)
+    codes = np.array([3, 7, 11])
+    out, _ = export(tmp_path, codes[y_train], codes[y_test], x_train, x_test, "codes")
+    predicted = load_predictor(out).predict(x_test)
+    assert predicted.dtype.kind == "i" and set(predicted) <= {3, 7, 11}
+    assert np.mean(predicted == codes[y_test]) == json.loads((out / "metrics.json").read_text())["test"]
