@@ -61,8 +61,12 @@ class Predictor:
             raise ValueError(f"frame has no column {missing[0]!r}; needed: {', '.join(needed)}")
         samples, series = [], []
         for sample, group in frame.groupby("sample", sort=False):
+            group = group.sort_values("step")
+            if not np.array_equal(group["step"].to_numpy(), np.arange(len(group))):
+                raise ValueError(f"sample {sample!r} has steps {group['step'].tolist()[:8]}; steps must run 0, 1, ... "
+                                 f"without gaps or repeats, as in training")
             samples.append(sample)
-            series.append(group.sort_values("step")[list(self.features)].to_numpy(dtype=np.float64))
+            series.append(group[list(self.features)].to_numpy(dtype=np.float64))
         return pd.Series(list(self.predict(series)), index=pd.Index(samples, name="sample"), name="prediction")
 
     @torch.no_grad()
@@ -107,6 +111,8 @@ class Predictor:
                                         if flipped else ""))
         elif any(s.ndim != 1 for s in series):
             raise ValueError(f"token inputs must be (steps,) id sequences; got shapes {sorted({s.shape for s in series})}")
+        if spec.kind == "continuous":
+            series = [_finite(s, i) for i, s in enumerate(series)]
         lengths = np.array([len(s) for s in series])
         if lengths.max() > spec.seq_len or lengths.min() < 1:
             bad = int(np.flatnonzero((lengths > spec.seq_len) | (lengths < 1))[0])
@@ -117,7 +123,7 @@ class Predictor:
                 ids[i, :len(s)] = s
             inputs = torch.from_numpy(ids)
         else:
-            padded, _ = pad_series([s.astype(np.float64) for s in series])
+            padded, _ = pad_series(series)
             padded = np.pad(padded, ((0, 0), (0, spec.seq_len - padded.shape[1]), (0, 0)))
             real = real_positions(lengths, spec.seq_len)
             if self.scaling is not None:
@@ -125,6 +131,20 @@ class Predictor:
             inputs = torch.from_numpy(padded.astype(np.float32))
         full = bool((lengths == spec.seq_len).all())
         return inputs, None if full else torch.from_numpy(real_positions(lengths, spec.seq_len))
+
+
+def _finite(series: np.ndarray, index: int) -> np.ndarray:
+    """``series`` as float64, refusing what training never saw: text, None, NaN or infinity."""
+    values = series.ravel()
+    for value in values if not np.issubdtype(series.dtype, np.number) else values[~np.isfinite(values)][:1]:
+        try:
+            ok = np.isfinite(float(value))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            shown = value.item() if isinstance(value, np.generic) else value
+            raise ValueError(f"sample {index} holds {shown!r}; features must be finite numbers, as in training")
+    return series.astype(np.float64)
 
 
 def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Predictor:

@@ -86,6 +86,10 @@ def test_shorter_series_are_padded_and_masked_and_bad_shapes_name_the_sample(wea
         predictor.predict(x_test[:, :, :2])
     with pytest.raises(ValueError, match=r"has shape \(3, 24\); .* transpose it \(aeon and sktime"):
         predictor.predict(x_test.transpose(0, 2, 1))  # aeon's (n, channels, steps)
+    gap = x_test[:2].copy()
+    gap[1, 5, 0] = np.nan  # a missing reading would otherwise give an arbitrary label without a word
+    with pytest.raises(ValueError, match=r"sample 1 holds nan; features must be finite numbers"):
+        predictor.predict(gap)
 
 
 def test_a_regression_export_predicts_values_on_the_raw_scale_of_its_inputs(tmp_path):
@@ -139,6 +143,8 @@ def test_a_csv_model_reads_a_long_table_by_feature_name_in_any_column_order(tmp_
     assert accuracy == json.loads((out / "metrics.json").read_text())["test"]
     with pytest.raises(ValueError, match="frame has no column 'temp'; needed: sample, step, temp, pressure"):
         predictor.predict_frame(test.drop(columns="temp"))
+    with pytest.raises(ValueError, match=r"sample 'test-0' has steps \[0, 2, .*without gaps"):
+        predictor.predict_frame(test[~((test["sample"] == "test-0") & (test["step"] == 1))])
 
 
 def test_a_model_trained_on_arrays_asks_for_arrays(weather):
