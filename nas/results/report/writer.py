@@ -25,6 +25,9 @@ from nas.search.record import ARCH, recorded
 from nas.search.storage import display_url
 
 ATTENTION_SAMPLES = 3
+# The profiles this repository ships, used when the results folder has none of its own (a search run with
+# --results elsewhere): what an attention type can do does not depend on where the user keeps their studies.
+SHIPPED_PROFILES = Path(__file__).resolve().parents[3] / "results" / "benchmarks"
 
 
 @dataclass
@@ -74,7 +77,7 @@ def write_report(study: optuna.Study, out_dir: str | Path, *, top: int = 10, exp
     found = answer(study, _exported(export), _minirocket(study, results_dir, report.notes) if baselines else None)
     capability = _capability(best, results_dir, report.notes)
     if capability is not None:
-        figures["capability"] = plots.plot_profile(capability.drop(columns="role"), "The winner's parts on the MAD "
+        figures["capability"] = plots.plot_profile(capability[0].drop(columns="role"), "The winner's parts on the MAD "
                                                    "probes", out / "capability.png")
         report.files.append(figures["capability"])
     text = _markdown(study, report, table, full, figures, metric, maximize, storage_url, found, capability)
@@ -83,17 +86,21 @@ def write_report(study: optuna.Study, out_dir: str | Path, *, top: int = 10, exp
     return report
 
 
-def _capability(best: optuna.trial.FrozenTrial, results_dir: str | Path, notes: list[str]) -> pd.DataFrame | None:
-    """The capability profile's rows for the winner's parts and the stock Transformer, from the profile of the
-    device class the winner trained on; a note instead when there is none."""
+def _capability(best: optuna.trial.FrozenTrial, results_dir: str | Path,
+                notes: list[str]) -> tuple[pd.DataFrame, Path] | None:
+    """The capability profile's rows for the winner's parts and the stock Transformer, with the file they came
+    from: the profile of the device class the winner trained on, in ``<results>/benchmarks`` or else the one
+    this repository ships; a note instead when there is none."""
     device = recorded(best, "device") or "cpu"
-    folder = Path(results_dir) / "benchmarks"
-    scores = load_profile(folder, device)
-    if scores is None:
-        notes.append(f"no capability profile at {profile_path(folder, device)}: run `python scripts/benchmark.py "
-                     f"profile` to see what the winner's attention types can do")
-        return None
-    return capability_panel(scores, ArchSpec.from_json(best.user_attrs[ARCH]))
+    folders = list(dict.fromkeys([(Path(results_dir) / "benchmarks").resolve(), SHIPPED_PROFILES]))
+    for folder in folders:
+        scores = load_profile(folder, device)
+        if scores is not None:
+            return capability_panel(scores, ArchSpec.from_json(best.user_attrs[ARCH])), profile_path(folder, device)
+    looked = " or ".join(str(profile_path(folder, device)) for folder in folders)
+    notes.append(f"no capability profile at {looked}: run `python scripts/benchmark.py profile` to see what the "
+                 f"winner's attention types can do")
+    return None
 
 
 def _attention_figure(study: optuna.Study, export_dir: Path, results_dir: str | Path, path: Path,
@@ -155,7 +162,7 @@ def _image(figures: dict[str, Path | None], key: str, alt: str) -> str:
 
 def _markdown(study: optuna.Study, report: Report, table: pd.DataFrame, full: pd.DataFrame,
               figures: dict[str, Path | None], metric: str, maximize: bool, storage_url: str | None,
-              found: Answer, capability: pd.DataFrame | None) -> str:
+              found: Answer, capability: tuple[pd.DataFrame, Path] | None) -> str:
     attrs = study.user_attrs
     where = f"; storage `{display_url(storage_url)}`" if storage_url else ""
     direction = "higher is better" if maximize else "lower is better"
@@ -171,11 +178,13 @@ def _markdown(study: optuna.Study, report: Report, table: pd.DataFrame, full: pd
         markdown_table(helped_or_hurt(table, maximize)), "",
     ]
     if capability is not None:
+        panel, source = capability
         lines += ["### What the winner's parts can do", "",
                   "Test accuracy on the MAD capability probes (mean over the levels profiled, best of the learning-rate "
                   "grid), for each attention type and composite in the winner, beside the stock Transformer's softmax "
-                  "attention. From the capability profile of this device class (`scripts/benchmark.py profile`).", "",
-                  markdown_table(capability.round(3).reset_index()), "",
+                  f"attention. From the capability profile of this device class, `{source}` "
+                  "(`scripts/benchmark.py profile`).", "",
+                  markdown_table(panel.round(3).reset_index()), "",
                   _image(figures, "capability", "capability profile of the winner's parts"), ""]
     refs = references(attrs.get("task"), ranked_trials(study)[0])
     if not refs.empty:

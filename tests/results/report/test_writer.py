@@ -37,10 +37,11 @@ def embedded(report_md: str) -> list[str]:
 def test_the_report_files_exist_and_every_plot_is_embedded(written):
     report, _ = written
     out = report.out_dir
-    for name in PLOTS + ["attention.png"]:
+    drawn = PLOTS + ["attention.png", "capability.png"]  # the capability panel from the shipped CPU profile
+    for name in drawn:
         assert (out / name).read_bytes().startswith(PNG), name
     text = (out / "report.md").read_text()
-    assert sorted(embedded(text)) == sorted(PLOTS + ["attention.png"])
+    assert sorted(embedded(text)) == sorted(drawn)
     assert "## Top 2 of 2 complete trials" in text and "[ranking.csv](ranking.csv)" in text
     assert "parameter importances need 5 complete trials" in text  # said, not silently missing
 
@@ -105,15 +106,23 @@ def test_a_study_without_complete_trials_is_refused_and_nothing_is_written(tmp_p
     assert not (tmp_path / "empty").exists()
 
 
-def test_a_profile_of_the_device_class_adds_the_capability_panel(tiny, tmp_path):
-    from nas.models.spec import ArchSpec
-    from nas.results.profile import mixers, parts, profile_path
+def _profile_runs():
+    from nas.results.profile import mixers
 
-    study = tiny.load()
     names = list(mixers(window=1))
-    runs = pd.DataFrame([(n, p, 0, 1e-3, (i + 1) / 20) for i, n in enumerate(names)
-                         for p in ("in_context_recall", "compression")],
-                        columns=["mixer", "probe", "level", "lr", "test"])
+    return names, pd.DataFrame([(n, p, 0, 1e-3, (i + 1) / 20) for i, n in enumerate(names)
+                                for p in ("in_context_recall", "compression")],
+                               columns=["mixer", "probe", "level", "lr", "test"])
+
+
+def test_a_profile_of_the_device_class_adds_the_capability_panel(tiny, tmp_path, monkeypatch):
+    from nas.models.spec import ArchSpec
+    from nas.results.profile import parts, profile_path
+    from nas.results.report import writer
+
+    monkeypatch.setattr(writer, "SHIPPED_PROFILES", tmp_path / "shipped")  # none shipped either
+    study = tiny.load()
+    names, runs = _profile_runs()
     (tiny.results / "benchmarks").mkdir(exist_ok=True)
     path = profile_path(tiny.results / "benchmarks", "cpu")
     try:
@@ -126,9 +135,32 @@ def test_a_profile_of_the_device_class_adds_the_capability_panel(tiny, tmp_path)
     assert "What the winner's parts can do" not in without and "no capability profile at" in without
     text = (report.out_dir / "report.md").read_text()
     panel = text.split("### What the winner's parts can do")[1].split("##")[0]
+    assert f"`{path.resolve()}`" in panel
     winner = parts(ArchSpec.from_json(study.best_trial.user_attrs["arch"]))
     for name in winner + ["dot"]:
         score = (names.index(name) + 1) / 20
         assert f"| {name} |" in panel and f"{score:g}" in panel, name
     assert "capability.png" in embedded(text)
     assert (report.out_dir / "capability.png").read_bytes().startswith(PNG)
+
+
+def test_a_results_folder_without_a_profile_uses_the_shipped_one(tiny, tmp_path, monkeypatch):
+    """A search run with --results elsewhere still gets the panel, from the profile this repository ships."""
+    from nas.results.profile import profile_path
+    from nas.results.report import writer
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    _profile_runs()[1].to_csv(profile_path(shipped, "cpu"), index=False)
+    monkeypatch.setattr(writer, "SHIPPED_PROFILES", shipped)
+    report = write_report(tiny.load(), tmp_path / "report", results_dir=tmp_path / "elsewhere", baselines=False)
+    text = (report.out_dir / "report.md").read_text()
+    assert "What the winner's parts can do" in text and f"`{profile_path(shipped, 'cpu')}`" in text
+    assert not any("capability profile" in note for note in report.notes)
+
+
+def test_the_repository_ships_a_cpu_profile_for_the_report():
+    from nas.results.profile import load_profile
+    from nas.results.report.writer import SHIPPED_PROFILES
+
+    assert load_profile(SHIPPED_PROFILES, "cpu") is not None
