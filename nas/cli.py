@@ -291,8 +291,59 @@ def export_main(argv: list[str] | None = None) -> int:
               f"(retrained {f['epochs']} epochs on {f['merged_samples']} samples), {m['params']:,} parameters")
     else:
         print(f"validation {m['metric']} {val}, test {m['metric']} {m['test']:.4f}, {m['params']:,} parameters")
-    print(f"use it on raw data (as your files hold it): from nas import load_predictor; "
-          f"load_predictor({str(out)!r}).predict(X)")
+    print(f"use it on raw data (as your files hold it): python scripts/predict.py {shlex.quote(str(out))} new.npz "
+          f"--out predictions.csv, or from nas import load_predictor; load_predictor({str(out)!r}).predict(X)")
+    return 0
+
+
+def predict_main(argv: list[str] | None = None) -> int:
+    """``scripts/predict.py``: an exported model's predictions for a file of new data, as CSV."""
+    import os
+
+    from nas.models.predictor import load_predictor
+    from nas.results.predictions import FORMATS, predictions_table, read_new_data, score
+    from nas.training.device import resolve_device
+
+    parser = _Parser(prog="predict.py",
+                     description="Predict with an exported model on data as your files hold it (the export's "
+                                 "preprocessing is applied): one CSV row per sample. Known labels are scored.")
+    parser.add_argument("model", type=Path, help="export folder, e.g. results/digits-default/best")
+    parser.add_argument("data", type=Path,
+                        help=f"new samples, one of {', '.join(FORMATS)}: an archive with X (and y), an array X, or a "
+                             f"long-format table with sample, step and the model's feature columns (and label)")
+    parser.add_argument("--out", metavar="FILE", type=Path, default=None,
+                        help="CSV to write (default: standard output)")
+    parser.add_argument("--force", action="store_true", help="replace --out when it exists")
+    parser.add_argument("--proba", action="store_true", help="add a p_<class> column per class")
+    parser.add_argument("--x", metavar="NAME", default="X", help="the archive's array of samples, e.g. X_test")
+    parser.add_argument("--y", metavar="NAME", default="y",
+                        help="the archive's array of known labels, scored where present, e.g. y_test")
+    parser.add_argument("--split", metavar="NAME", default=None,
+                        help="a long-format CSV's rows of this split only, e.g. test (default: every row)")
+    parser.add_argument("--device", default="cpu", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    args = parser.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        if args.out is not None and args.out.exists() and not args.force:
+            raise ValueError(f"{args.out} exists; pass --force to replace it")
+        if args.out is not None and args.out.resolve() == args.data.resolve():
+            raise ValueError(f"--out {args.out} is the data file itself; write the predictions elsewhere")
+        predictor = load_predictor(args.model, device=device)
+        table = predictions_table(predictor, read_new_data(args.data, x_key=args.x, y_key=args.y, split=args.split),
+                                  proba=args.proba)
+    except (ValueError, OSError) as err:  # ExportError is a ValueError
+        print(f"predict.py: error: {err}", file=sys.stderr)
+        return 2
+    if args.out is None:
+        table.to_csv(sys.stdout, index=False)
+    else:
+        partial = args.out.with_name(f".{args.out.name}.partial")
+        table.to_csv(partial, index=False)
+        os.replace(partial, args.out)  # a reader never sees half a file, nor loses the old one to a crash
+    scored = score(predictor, table)
+    where = "" if args.out is None else f" to {args.out}"
+    known = "" if scored is None else f"; {scored[0]} {scored[1]:.4f} against the labels given"
+    print(f"predicted {len(table)} samples{where}{known}", file=sys.stderr)
     return 0
 
 

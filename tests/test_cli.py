@@ -206,7 +206,7 @@ def test_the_printed_report_command_finds_a_search_kept_in_another_results_folde
 
 def test_scripts_run_from_any_folder(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    for script in ("search.py", "benchmark.py"):
+    for script in ("search.py", "benchmark.py", "predict.py"):
         done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--help"], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and "usage:" in done.stdout, done.stderr

@@ -53,6 +53,12 @@ class Predictor:
         Returns a Series indexed by sample, in order of first appearance."""
         import pandas as pd
 
+        samples, series = self.frame_series(frame)
+        return pd.Series(list(self.predict(series)), index=pd.Index(samples, name="sample"), name="prediction")
+
+    def frame_series(self, frame: Any) -> tuple[list[Any], list[np.ndarray]]:
+        """The samples of a long-format table, in order of first appearance, and each one's series of the model's
+        features, read by name and ordered by step."""
         if self.features is None:
             raise ValueError("this model was trained on arrays, whose features have no names; use predict(X)")
         needed = ["sample", "step", *self.features]
@@ -61,13 +67,13 @@ class Predictor:
             raise ValueError(f"frame has no column {missing[0]!r}; needed: {', '.join(needed)}")
         samples, series = [], []
         for sample, group in frame.groupby("sample", sort=False):
-            group = group.sort_values("step")
+            group = group.sort_values("step", kind="stable")
             if not np.array_equal(group["step"].to_numpy(), np.arange(len(group))):
                 raise ValueError(f"sample {sample!r} has steps {group['step'].tolist()[:8]}; steps must run 0, 1, ... "
                                  f"without gaps or repeats, as in training")
             samples.append(sample)
-            series.append(group[list(self.features)].to_numpy(dtype=np.float64))
-        return pd.Series(list(self.predict(series)), index=pd.Index(samples, name="sample"), name="prediction")
+            series.append(group[list(self.features)].to_numpy())
+        return samples, series
 
     @torch.no_grad()
     def outputs(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -82,16 +88,23 @@ class Predictor:
 
     def predict_proba(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities, columns in :attr:`classes` order."""
-        if self.input_spec.target != "classification":
-            raise ValueError("predict_proba needs a classification model; this one predicts regression values")
-        return torch.softmax(torch.from_numpy(self.outputs(x)), dim=-1).numpy()
+        return self.probabilities(self.outputs(x))
 
     def predict(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Labels as the training data named them (per position for a per-token task), or regression values."""
-        out = self.outputs(x)
+        return self.decode(self.outputs(x))
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """:meth:`outputs` as class probabilities (for callers that want labels too, from one forward pass)."""
         if self.input_spec.target != "classification":
-            return out[..., 0] if out.shape[-1] == 1 else out
-        ids = out.argmax(-1)
+            raise ValueError("class probabilities need a classification model; this one predicts regression values")
+        return torch.softmax(torch.from_numpy(outputs), dim=-1).numpy()
+
+    def decode(self, outputs: np.ndarray) -> np.ndarray:
+        """:meth:`outputs` as labels, or regression values."""
+        if self.input_spec.target != "classification":
+            return outputs[..., 0] if outputs.shape[-1] == 1 else outputs
+        ids = outputs.argmax(-1)
         return ids if self.classes is None else self.classes[ids]
 
     def _inputs(self, x: np.ndarray | Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -126,7 +126,9 @@ predictor = load_predictor("path/to/this/folder")
 labels = predictor.predict(X)   # X: raw data as the task's files held it: (n, steps, features), or a list of series
 ```
 
-`predict_proba(X)` gives class probabilities in `predictor.classes` order. The predictor applies
+`predict_proba(X)` gives class probabilities in `predictor.classes` order. From a shell,
+`python scripts/predict.py path/to/this/folder new.npz --out predictions.csv` writes one row per
+sample (`--help`: `.npz`, `.npy` or long-format `.csv`; known labels are scored). The predictor applies
 what training applied: the training split's standardisation and padding to the task's length
 (the `preprocessing` entry of `metrics.json`), and names the classes as the data did.
 `load_model("path/to/this/folder")` returns the network alone (`nn.Module`, in `eval()` mode); it expects

@@ -5,50 +5,19 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import optuna
 import pandas as pd
 import pytest
 import torch
 
 from nas import load_model, load_predictor
-from nas.data import load_task
 from nas.models.saved import ExportError
-from nas.results.export import export_trial
-from nas.search.config import SearchConfig
-from nas.search.run import run_search
-
-LABELS = np.array(["calm", "gust", "storm"])
-
-
-def series(rng: np.random.Generator, n: int, steps: int = 24) -> tuple[np.ndarray, np.ndarray]:
-    """Three features far from zero mean and unit scale (a pressure near 1000, a temperature near 20), so a
-    model fed them unscaled sees nothing like its training inputs."""
-    y = rng.integers(0, 3, n)
-    t = np.linspace(0, 1, steps)
-    x = np.stack([1000 + 30 * np.sin(2 * np.pi * (1 + y[:, None]) * t) + rng.normal(0, 5, (n, steps)),
-                  20 + 4 * y[:, None] + rng.normal(0, 1, (n, steps)),
-                  rng.normal(0, 1, (n, steps))], axis=-1)
-    return x.astype(np.float32), y
-
-
-def export(tmp_path, y_train, y_test, x_train, x_test, name: str):
-    path = tmp_path / f"{name}.npz"
-    np.savez(path, X_train=x_train, y_train=y_train, X_test=x_test, y_test=y_test)
-    config = SearchConfig(task=f"file:{path}", space="tiny", trials=2, max_epochs=4, cv_below=0,
-                          results_dir=str(tmp_path), quiet=True, portfolio=False)
-    outcome = run_search(config)
-    study = optuna.load_study(study_name=outcome.study_name, storage=outcome.storage)
-    done = export_trial(study, tmp_path / name / "best", results_dir=tmp_path, final=False, device="cpu")
-    return done.out_dir, load_task(f"file:{path}", seed=0)
+from tests.support import exports
+from tests.support.exports import LABELS, export, export_file, long_table, series
 
 
 @pytest.fixture(scope="module")
 def weather(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("weather")
-    rng = np.random.default_rng(0)
-    (x_train, y_train), (x_test, y_test) = series(rng, 120), series(rng, 60)
-    out, task = export(tmp_path, LABELS[y_train], LABELS[y_test], x_train, x_test, "weather")
-    return out, task, x_test, LABELS[y_test]
+    return exports.weather(tmp_path_factory.mktemp("weather"))
 
 
 def test_raw_data_gets_the_same_predictions_and_test_accuracy_as_the_task_tensors(weather):
@@ -118,20 +87,9 @@ def test_an_export_without_its_preprocessing_is_refused_with_what_to_do(weather,
 
 
 def test_a_csv_model_reads_a_long_table_by_feature_name_in_any_column_order(tmp_path):
-    rng = np.random.default_rng(2)
-    rows = []
-    for split, n in (("train", 60), ("test", 30)):
-        for i in range(n):
-            label = int(rng.integers(0, 2))
-            for step in range(int(rng.integers(8, 13))):  # samples of different lengths: padded and masked
-                rows.append((split, f"{split}-{i}", step, 100 + 10 * label + rng.normal(), rng.normal(), LABELS[label]))
-    frame = pd.DataFrame(rows, columns=["split", "sample", "step", "temp", "pressure", "label"])
+    frame = long_table(np.random.default_rng(2))
     frame.to_csv(tmp_path / "weather.csv", index=False)
-    config = SearchConfig(task=f"file:{tmp_path / 'weather.csv'}", space="tiny", trials=2, max_epochs=4, cv_below=0,
-                          results_dir=str(tmp_path), quiet=True, portfolio=False)
-    outcome = run_search(config)
-    study = optuna.load_study(study_name=outcome.study_name, storage=outcome.storage)
-    out = export_trial(study, tmp_path / "best", results_dir=tmp_path, final=False, device="cpu").out_dir
+    out = export_file(tmp_path, tmp_path / "weather.csv", "weather")
     predictor = load_predictor(out)
     assert predictor.features == ("temp", "pressure")
     test = frame[frame["split"] == "test"]
