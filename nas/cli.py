@@ -262,6 +262,9 @@ def export_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--final-seeds", metavar="S", type=_positive_int, default=SEEDS,
                         help=f"final model: seeds each candidate is rescored and the winner retrained with "
                              f"(default: {SEEDS})")
+    parser.add_argument("--one-seed", action="store_true",
+                        help="final model: export the first seed's network alone, not the ensemble of all seeds "
+                             "(their mean class probabilities; a seed's own test score is noisy on small data)")
     parser.add_argument("--out", metavar="DIR", type=Path, default=None, help="export folder (default: <results>/<study>/best)")
     parser.add_argument("--force", action="store_true", help="replace an export already in --out")
     parser.add_argument("--device", default="auto",
@@ -273,11 +276,13 @@ def export_main(argv: list[str] | None = None) -> int:
         study = open_study(name, url)
         out = args.out or study_dir(args.results, name) / "best"
         if final:
-            print(f"final model: rescoring the top {args.top_k} candidates of study {name!r} on validation and "
-                  f"retraining the winner on train + validation with {args.final_seeds} seeds "
+            kept = "the first seed" if args.one_seed or args.final_seeds == 1 else "their ensemble"
+            print(f"final model: rescoring the top {args.top_k} candidates of study {name!r} on validation, "
+                  f"retraining the winner on train + validation with {args.final_seeds} seeds and exporting {kept} "
                   f"(--search-weights skips this)", flush=True)
         result = export_trial(study, out, trial=args.trial, results_dir=args.results, final=final, top_k=args.top_k,
                               seeds=args.final_seeds, retrain_epochs=args.retrain_epochs, force=args.force,
+                              ensemble=not args.one_seed,
                               device=args.device, storage_url=url, progress=lambda line: print(line, flush=True))
     except ValueError as err:
         print(f"export.py: error: {err}", file=sys.stderr)
@@ -287,8 +292,13 @@ def export_main(argv: list[str] | None = None) -> int:
     print(f"exported trial {result.trial} of study {name!r} to {out}: {m['summary']}")
     if "final" in m:
         f = m["final"]
-        print(f"test {m['metric']} {f['test_mean']:.4f} ± {f['test_std']:.4f} over {len(f['seeds'])} seeds "
-              f"(retrained {f['epochs']} epochs on {f['merged_samples']} samples), {m['params']:,} parameters")
+        alone = f"{f['test_mean']:.4f} ± {f['test_std']:.4f} over {len(f['seeds'])} seeds"
+        if m["members"] > 1:
+            print(f"test {m['metric']} {m['test']:.4f} for the ensemble of {m['members']} seeds exported (one seed "
+                  f"alone {alone}), {m['params']:,} parameters each")
+        else:
+            print(f"test {m['metric']} {alone} (the first seed exported), {m['params']:,} parameters")
+        print(f"retrained {f['epochs']} epochs on {f['merged_samples']} samples")
     else:
         print(f"validation {m['metric']} {val}, test {m['metric']} {m['test']:.4f}, {m['params']:,} parameters")
     print(f"use it on raw data (as your files hold it): python scripts/predict.py {shlex.quote(str(out))} new.npz "
@@ -298,8 +308,7 @@ def export_main(argv: list[str] | None = None) -> int:
 
 def predict_main(argv: list[str] | None = None) -> int:
     """``scripts/predict.py``: an exported model's predictions for a file of new data, as CSV."""
-    import os
-
+    from nas.core.files import write_atomically
     from nas.models.predictor import load_predictor
     from nas.results.predictions import FORMATS, predictions_table, read_new_data, score
     from nas.training.device import resolve_device
@@ -337,9 +346,7 @@ def predict_main(argv: list[str] | None = None) -> int:
     if args.out is None:
         table.to_csv(sys.stdout, index=False)
     else:
-        partial = args.out.with_name(f".{args.out.name}.partial")
-        table.to_csv(partial, index=False)
-        os.replace(partial, args.out)  # a reader never sees half a file, nor loses the old one to a crash
+        write_atomically(args.out, lambda tmp: table.to_csv(tmp, index=False))  # never half a file
     scored = score(predictor, table)
     where = "" if args.out is None else f" to {args.out}"
     known = "" if scored is None else f"; {scored[0]} {scored[1]:.4f} against the labels given"

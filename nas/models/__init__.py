@@ -6,8 +6,9 @@ It knows nothing of Optuna, training or files of a search: ``build_model(spec, i
 """
 
 from nas.core.checks import SpecError
+from nas.models.ensemble import SeedEnsemble
 from nas.models.model import CompositeModel, build_model
 from nas.models.spec import ArchSpec, AttentionSpec, BlockSpec, EmbeddingSpec, MixerSpec
 
-__all__ = ["ArchSpec", "AttentionSpec", "BlockSpec", "CompositeModel", "EmbeddingSpec", "MixerSpec", "SpecError",
-           "build_model"]
+__all__ = ["ArchSpec", "AttentionSpec", "BlockSpec", "CompositeModel", "EmbeddingSpec", "MixerSpec", "SeedEnsemble",
+           "SpecError", "build_model"]

@@ -24,7 +24,6 @@ from nas.core.checks import SpecError
 from nas.data.prepare import pad_series, real_positions
 from nas.data.scaling import Scaling
 from nas.data.spec import InputSpec
-from nas.models.model import CompositeModel
 from nas.models.saved import METRICS_FILE, ExportError, load_model
 
 BATCH = 256  # samples per forward pass: bounds memory on long inputs
@@ -35,7 +34,7 @@ class Predictor:
     (the original labels in id order; None for regression) and ``features`` (the names of the features, in the
     model's order, where the data named them)."""
 
-    def __init__(self, model: CompositeModel, input_spec: InputSpec, scaling: Scaling | None,
+    def __init__(self, model: torch.nn.Module, input_spec: InputSpec, scaling: Scaling | None,
                  classes: Sequence[str | int] | None, device: str | torch.device = "cpu",
                  features: Sequence[str] | None = None):
         self.device = torch.device(device)

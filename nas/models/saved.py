@@ -2,7 +2,9 @@
 
 An export holds ``arch.json`` (the ArchSpec), ``model.safetensors`` (weights),
 ``metrics.json`` (metrics, provenance and the InputSpec) and ``MODEL.md``; the
-first three rebuild the model. Writing one is the results layer's job.
+first three rebuild the model. Where ``metrics.json`` records ``members`` > 1,
+the weights are that many seeds' (``members.<i>.``), rebuilt as a
+:class:`SeedEnsemble`. Writing an export is the results layer's job.
 
 >>> model = load_model("results/digits-default/best")
 >>> logits = model(x, mask)
@@ -18,6 +20,7 @@ from torch import nn
 
 from nas.core.checks import SpecError
 from nas.data.spec import InputSpec
+from nas.models.ensemble import SeedEnsemble
 from nas.models.model import CompositeModel, build_model
 from nas.models.spec import ArchSpec
 from nas.models.weights import load_weights
@@ -47,8 +50,9 @@ def load_checked(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
     model.load_state_dict(state, strict=True)
 
 
-def load_model(path: str | Path) -> CompositeModel:
-    """The exported model with its weights, on the CPU and in ``eval()`` mode.
+def load_model(path: str | Path) -> CompositeModel | SeedEnsemble:
+    """The exported model with its weights, on the CPU and in ``eval()`` mode: one network, or the ensemble of the
+    final seeds (same call, same outputs' meaning).
 
     >>> model = load_model("results/digits-default/best")
     >>> logits = model(x, mask)   # x (B, T, features) or (B, T) token ids; mask (B, T) bool or None
@@ -63,10 +67,15 @@ def load_model(path: str | Path) -> CompositeModel:
         spec = ArchSpec.from_json((folder / ARCH_FILE).read_text())
         info = json.loads((folder / METRICS_FILE).read_text())
         input_spec = InputSpec.from_dict(info["input"])
+        members = info.get("members", 1)
+        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+            raise SpecError(f"members={members!r} must be an integer >= 1")
     except (SpecError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise ExportError(f"{folder}: cannot rebuild the architecture from {ARCH_FILE} and {METRICS_FILE}: "
                           f"{err}") from None
-    model = build_model(spec, input_spec)
+    model: CompositeModel | SeedEnsemble = build_model(spec, input_spec)
+    if members > 1:
+        model = SeedEnsemble([model, *(build_model(spec, input_spec) for _ in range(members - 1))])
     try:
         state = load_weights(folder / WEIGHTS_FILE)
     except ValueError as err:

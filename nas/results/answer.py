@@ -100,8 +100,7 @@ def answer(study: optuna.Study, exported: dict[str, Any] | None = None,
                   and is_stock_transformer(ArchSpec.from_json(t.user_attrs[ARCH]))), None)
     final = None
     if exported and exported.get("study") == study.study_name:
-        final = Entry("final model (exported)", exported.get("trial"), exported.get("summary") or "", None, None,
-                      "retrained on train + validation", exported.get("test"), exported.get("test_std"))
+        final = _final_entry(exported)
     peer = None
     if minirocket:
         peer = Entry(f"{minirocket['model']}, same split", None, "", None, None, "fitted on train + validation",
@@ -144,6 +143,19 @@ def _entry(label: str, trial: FrozenTrial, primary: int) -> Entry:
     value = trial.values[primary] if trial.state == TrialState.COMPLETE else trial.user_attrs.get(BEST_VAL)
     return Entry(label, trial.number, trial.user_attrs.get(SUMMARY, ""), value, None if cv is None else cv["std"],
                  f"{cv['folds']}-fold CV" if cv else "one validation split", trial.user_attrs.get(TEST))
+
+
+def _final_entry(exported: dict[str, Any]) -> Entry:
+    """The exported model: one network (test mean ± std over the final seeds), or the seeds' ensemble (its one test
+    value; the seeds' own mean ± std said beside it)."""
+    members, final = exported.get("members", 1), exported.get("final") or {}
+    if members == 1:
+        return Entry("final model (exported)", exported.get("trial"), exported.get("summary") or "", None, None,
+                     "retrained on train + validation", exported.get("test"), exported.get("test_std"))
+    alone = f"; one seed alone {final['test_mean']:.3f} ± {final['test_std']:.3f}" if "test_mean" in final else ""
+    return Entry(f"final model (exported: ensemble of {members} seeds)", exported.get("trial"),
+                 exported.get("summary") or "", None, None, f"retrained on train + validation{alone}",
+                 exported.get("test"))
 
 
 def _score(entry: Entry) -> str:

@@ -86,6 +86,8 @@ def model_card(spec: ArchSpec, input_spec: InputSpec, metrics: dict[str, Any]) -
     if final:
         n = len(final["seeds"])
         test = f"{final['test_mean']:.4f} ± {final['test_std']:.4f} (mean ± std over {n} seeds)"
+        if metrics.get("members", 1) > 1:
+            test = f"{metrics['test']:.4f} (this export: the ensemble of the {n} seeds); one seed alone {test}"
     rows = [
         (f"validation {metric}", "- (trained on the validation data)" if retrained else _num(metrics["val"])),
         (f"test {metric}", test),
@@ -98,7 +100,7 @@ def model_card(spec: ArchSpec, input_spec: InputSpec, metrics: dict[str, Any]) -
                  (f"in the search: test {metric}", _num(metrics.get("trial_test")))]
     rows += [(f"published: {name}", _num(value)) for name, value in (metrics.get("references") or {}).items()]
     table = "\n".join(["| | |", "| --- | ---: |", *(f"| {k} | {v} |" for k, v in rows)])
-    selection = _selection(final, metric) if final else ""
+    selection = _selection(final, metric, metrics.get("members", 1)) if final else ""
     return f"""# {spec.summary()}
 
 From study `{metrics['study']}`, trial {metrics['trial']}, on task `{metrics['task']}`.
@@ -138,11 +140,14 @@ those standardised inputs and gives class ids: `out = model(x, mask)`.
 """
 
 
-def _selection(final: dict[str, Any], metric: str) -> str:
+def _selection(final: dict[str, Any], metric: str, members: int) -> str:
     """How the winner was picked (never on test) and what each final seed scored."""
     rows = [f"| {c['trial']} | `{c['summary']}` | {c['score_mean']:.4f} ± {c['score_std']:.4f} | {c['scored_by']} "
             f"| {len(c['values'])} |" for c in final["candidates"]]
     seeds = ", ".join(f"{t:.4f}" for t in final["test_per_seed"])
+    exported = (f"The export holds all {members} seeds' weights and answers with their mean class probabilities "
+                f"(test {metric} {final['ensemble_test']:.4f})." if members > 1 else
+                "The exported weights are the first seed's.")
     return f"""
 ## How it was picked
 
@@ -156,7 +161,7 @@ steps at batch {final['batch_size']}, once per seed.
 | ---: | --- | ---: | --- | ---: |
 {chr(10).join(rows)}
 
-Test {metric} per final seed: {seeds}. The exported weights are the first seed's.
+Test {metric} per final seed: {seeds}. {exported}
 """
 
 

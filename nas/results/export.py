@@ -4,8 +4,9 @@ An export holds ``arch.json`` (the ArchSpec), ``model.safetensors`` (weights),
 ``metrics.json`` (metrics, cost, provenance and the InputSpec) and ``MODEL.md``.
 By default the weights are the final model's (:mod:`nas.results.final`: the top
 candidates rescored, the winner retrained on train + validation per seed, test
-mean and spread over the seeds); else the ones the search kept for a trial, or
-that trial retrained once for a given number of epochs.
+mean and spread over the seeds), all seeds' as one ensemble (``members`` in
+``metrics.json``) or the first seed's alone; else the ones the search kept for a
+trial, or that trial retrained once for a given number of epochs.
 
 >>> result = export_trial(study, out_dir="results/digits-default/best")
 >>> model = load_model("results/digits-default/best")
@@ -32,6 +33,7 @@ from nas.data.registry import references_for
 from nas.data import Task, load_task
 from nas.data.folds import merge_splits
 from nas.data.spec import InputSpec
+from nas.models.ensemble import SeedEnsemble
 from nas.models.model import CompositeModel, build_model
 from nas.models.saved import ARCH_FILE, CARD_FILE, EXPORT_FILES, METRICS_FILE, WEIGHTS_FILE, ExportError, load_checked
 from nas.models.spec import ArchSpec
@@ -51,17 +53,18 @@ class ExportResult:
     out_dir: Path
     trial: int
     metrics: dict[str, Any]
-    model: CompositeModel
+    model: CompositeModel | SeedEnsemble
 
 
 def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None = None,
                  results_dir: str | Path = "results", final: bool = True, top_k: int = TOP_K, seeds: int = SEEDS,
-                 retrain_epochs: int | None = None, force: bool = False, device: str = "auto",
+                 retrain_epochs: int | None = None, ensemble: bool = True, force: bool = False, device: str = "auto",
                  storage_url: str | None = None, progress: Callable[[str], None] | None = None) -> ExportResult:
     """Export the final model of ``study`` into ``out_dir``.
 
     By default (``final``) the top ``top_k`` candidates (only ``trial`` when given) are rescored and the winner
-    retrained on train + validation with ``seeds`` seeds (:func:`nas.results.final.final_model`); with
+    retrained on train + validation with ``seeds`` seeds (:func:`nas.results.final.final_model`), exported as the
+    seeds' ensemble (``ensemble=False``: the first seed's network alone); with
     ``final=False`` the weights the search kept for the trial (default: the best; for several objectives the
     most accurate Pareto point); with ``retrain_epochs`` that trial retrained once for exactly that many epochs.
     Everything is computed before a file is written, and a folder that already holds an export is refused
@@ -81,12 +84,16 @@ def export_trial(study: optuna.Study, out_dir: str | Path, *, trial: int | None 
     extra: dict[str, Any] = {}
     if retrain_epochs is None and final:
         done = final_model(study, task, top_k=top_k, seeds=seeds, trial=trial, device=device, progress=progress)
-        frozen, model, trainer, val = done.winner.trial, done.model, done.trainer, None
-        test = done.test_mean
-        extra = {"final": done.to_dict(), "test_std": done.test_std}
+        frozen, trainer, val = done.winner.trial, done.trainer, None
+        members = len(done.models) if ensemble else 1
+        model = done.ensemble if members > 1 else done.models[0]
+        test = done.ensemble_test if members > 1 else done.test_per_seed[0]
+        extra = {"final": done.to_dict(), "test_std": done.test_std, "members": members}
+        weights = (f"the ensemble of all {members} seeds (their mean class probabilities)" if members > 1 else
+                   "the first seed's weights")
         source = (f"the final model: trial {frozen.number}, picked by {done.picked_by}, "
                   f"retrained on train + validation for {done.config.max_epochs} "
-                  f"epochs with {len(done.seeds)} seeds; these are the first seed's weights")
+                  f"epochs with {len(done.seeds)} seeds; these are {weights}")
     else:
         frozen = pick_trial(study, trial)
         spec = _trial_spec(frozen)

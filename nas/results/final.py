@@ -13,8 +13,9 @@ The winner (best mean; cross-validated, the fewest parameters within one standar
 the last epoch within one standard error of the best; its whole budget on a recall task or where the
 search's time limit cut its schedule short: see :func:`final_epochs`), so the optimiser takes that many
 epochs of the merged set, once per seed. The test
-metric is reported as mean and spread over the seeds; the first seed's weights are
-exported, not the best by test.
+metric is reported as mean and spread over the seeds, and for the seeds' ensemble
+(:class:`SeedEnsemble`: their mean class probabilities), which is what is exported
+by default; else the first seed's weights, never the best by test.
 
 >>> final = final_model(study, task, top_k=3, seeds=3, progress=print)
 >>> final.test_mean, final.test_std, final.winner.trial.number
@@ -35,6 +36,7 @@ from torch import nn
 from nas.core.clock import duration
 from nas.data import Task
 from nas.data.folds import merge_splits
+from nas.models.ensemble import SeedEnsemble
 from nas.models.model import build_model
 from nas.models.saved import ExportError
 from nas.models.spec import ArchSpec
@@ -67,7 +69,7 @@ class Candidate:
 
 @dataclass
 class FinalResult:
-    """The winner retrained once per seed on train + validation; ``model`` holds the first seed's weights."""
+    """The winner retrained once per seed on train + validation; ``models`` holds each seed's weights."""
 
     winner: Candidate
     candidates: list[Candidate]
@@ -75,7 +77,8 @@ class FinalResult:
     merged_samples: int
     seeds: list[int]
     test_per_seed: list[float]
-    model: nn.Module
+    models: list[nn.Module] = field(repr=False)
+    ensemble_test: float  # the seeds' ensemble on the test split (with one seed, that seed's)
     trainer: Trainer = field(repr=False)
     steps_taken: list[int] = field(default_factory=list)
     picked_by: str = ""
@@ -84,6 +87,10 @@ class FinalResult:
     def steps(self) -> int:
         """Optimiser steps of one final run: the epochs over the merged set, not over the search's train split."""
         return self.config.max_epochs * math.ceil(self.merged_samples / self.config.batch_size)
+
+    @property
+    def ensemble(self) -> SeedEnsemble:
+        return SeedEnsemble(self.models)
 
     @property
     def test_mean(self) -> float:
@@ -99,7 +106,8 @@ class FinalResult:
                 "epochs": self.config.max_epochs, "steps": self.steps, "steps_taken": self.steps_taken,
                 "merged_samples": self.merged_samples, "batch_size": self.config.batch_size, "seeds": self.seeds,
                 "recipe": asdict(self.config),
-                "test_per_seed": self.test_per_seed, "test_mean": self.test_mean, "test_std": self.test_std}
+                "test_per_seed": self.test_per_seed, "test_mean": self.test_mean, "test_std": self.test_std,
+                "ensemble_test": self.ensemble_test}
 
 
 def final_seeds(study_seed: int, count: int) -> list[int]:
@@ -141,7 +149,7 @@ def final_model(study: optuna.Study, task: Task, *, top_k: int = TOP_K, seeds: i
     merged = merge_splits(task.train, task.val)
     epochs = final_epochs(winner, task)
     clock.add([(winner.trial, s, epochs) for s in seed_list])
-    tests, steps, first = [], [], None
+    tests, steps, models, trainer = [], [], [], None
     for seed in seed_list:
         config = replace(trial_recipe(winner.trial), max_epochs=epochs, seed=seed)
         model = build_model(ArchSpec.from_json(winner.trial.user_attrs[ARCH]), task.input_spec, seed=seed)
@@ -149,9 +157,11 @@ def final_model(study: optuna.Study, task: Task, *, top_k: int = TOP_K, seeds: i
                                           on_epoch=clock.run("final", winner.trial, seed, epochs))
         tests.append(trainer.evaluate(model, trainer.test))
         steps.append(taken)
-        first = first or (model, trainer, config)
-    model, trainer, config = first
-    return FinalResult(winner, candidates, config, len(merged), seed_list, tests, model, trainer, steps, picked_by)
+        models.append(model)
+    ensemble_test = tests[0] if len(models) == 1 else trainer.evaluate(SeedEnsemble(models), trainer.test)
+    config = replace(trial_recipe(winner.trial), max_epochs=epochs, seed=seed_list[0])
+    return FinalResult(winner, candidates, config, len(merged), seed_list, tests, models, ensemble_test, trainer, steps,
+                       picked_by)
 
 
 def pick_winner(candidates: list[Candidate], maximize: bool = True) -> tuple[Candidate, str]:

@@ -7,8 +7,10 @@ import math
 from dataclasses import asdict, replace
 
 import pytest
+import torch
 
 import nas.training.trainer
+from nas import CompositeModel, SeedEnsemble, load_model
 from nas.cli import export_main
 from nas.data import load_task
 from nas.results.export import export_trial
@@ -124,16 +126,33 @@ def test_a_schedule_the_time_limit_cut_short_is_retrained_for_the_budget_offered
     assert done.winner.epochs == 1 and done.config.max_epochs == 5  # the limit bounded the search, not the model
 
 
-def test_metrics_and_card_carry_the_test_mean_and_spread(tiny, tmp_path):
+def test_the_export_is_the_seeds_ensemble_and_metrics_and_card_carry_the_test_mean_and_spread(tiny, task, tmp_path):
     result = export_trial(tiny.load(), tmp_path / "f", results_dir=tiny.results, top_k=1, seeds=2, device="cpu")
     metrics = json.loads((tmp_path / "f" / "metrics.json").read_text())
     final = metrics["final"]
-    assert len(final["test_per_seed"]) == 2 and metrics["test"] == pytest.approx(final["test_mean"])
+    assert len(final["test_per_seed"]) == 2 and metrics["members"] == 2
     assert metrics["test_std"] == pytest.approx(final["test_std"]) and metrics["val"] is None
+    loaded = load_model(tmp_path / "f")
+    assert isinstance(loaded, SeedEnsemble) and len(loaded.members) == 2
+    with torch.no_grad():  # the members' mean class probabilities decide, and score what metrics.json says
+        probabilities = torch.stack([m(task.test.x).softmax(-1) for m in loaded.members]).mean(0)
+        torch.testing.assert_close(loaded(task.test.x).softmax(-1), probabilities)
+    accuracy = (probabilities.argmax(-1) == task.test.y).double().mean().item()
+    assert metrics["test"] == pytest.approx(accuracy) == pytest.approx(final["ensemble_test"])
     card = (tmp_path / "f" / "MODEL.md").read_text()
-    assert f"{final['test_mean']:.4f} ± {final['test_std']:.4f} (mean ± std over 2 seeds)" in card
+    assert f"one seed alone {final['test_mean']:.4f} ± {final['test_std']:.4f} (mean ± std over 2 seeds)" in card
+    assert f"{metrics['test']:.4f} (this export: the ensemble of the 2 seeds)" in card
     assert "## How it was picked" in card and result.trial == final["winner"]
     assert final["picked_by"] == "best validation mean among the top 1" and f"(picked by {final['picked_by']})" in card
+
+
+def test_one_seed_exports_the_first_seeds_network(tiny, tmp_path):
+    export_trial(tiny.load(), tmp_path / "f", results_dir=tiny.results, top_k=1, seeds=2, device="cpu",
+                 ensemble=False)
+    metrics = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    assert metrics["members"] == 1 and metrics["test"] == metrics["final"]["test_per_seed"][0]
+    assert isinstance(load_model(tmp_path / "f"), CompositeModel)
+    assert "The exported weights are the first seed's." in (tmp_path / "f" / "MODEL.md").read_text()
 
 
 @pytest.mark.parametrize("flag", ["--final-seeds", "--top-k"])
@@ -155,3 +174,16 @@ def test_the_cli_retrains_by_default_and_says_so(tiny, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("final model: rescoring the top 1 candidates") and "final run 2/2" in out
     assert "over 1 seeds" in out
+
+
+def test_the_cli_says_it_exports_the_ensemble_and_one_seed_exports_one(tiny, tmp_path, capsys):
+    args = ["--study", "tiny", "--results", str(tiny.results), "--device", "cpu", "--top-k", "1", "--final-seeds", "2"]
+    assert export_main([*args, "--out", str(tmp_path / "e")]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert "retraining the winner on train + validation with 2 seeds and exporting their ensemble" in out
+    assert f"test accuracy {metrics['test']:.4f} for the ensemble of 2 seeds exported (one seed alone" in out
+    assert export_main([*args, "--out", str(tmp_path / "o"), "--one-seed"]) == 0
+    out = capsys.readouterr().out
+    assert "exporting the first seed" in out and "(the first seed exported)" in out
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["members"] == 1

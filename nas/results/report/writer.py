@@ -106,6 +106,7 @@ def _capability(best: optuna.trial.FrozenTrial, results_dir: str | Path,
 def _attention_figure(study: optuna.Study, export_dir: Path, results_dir: str | Path, path: Path,
                       notes: list[str]) -> Path | None:
     """Attention maps of the exported model on the first test samples; a note instead when it cannot be drawn."""
+    from nas.models.ensemble import first_member
     from nas.models.saved import METRICS_FILE, load_model
     from nas.results.report.attention import attention_maps
     from nas.data import load_task
@@ -117,7 +118,7 @@ def _attention_figure(study: optuna.Study, export_dir: Path, results_dir: str | 
         exported = json.loads((export_dir / METRICS_FILE).read_text())
         if exported.get("study") != study.study_name:
             raise ValueError(f"it was exported from study {exported.get('study')!r}, not {study.study_name!r}")
-        model = load_model(export_dir)
+        model = first_member(load_model(export_dir))  # an ensemble's members share one architecture
         task = load_task(exported["task"], seed=study.user_attrs.get("seed", 0), cache_dir=Path(results_dir) / "cache")
     except (ValueError, KeyError, OSError) as err:
         notes.append(f"attention maps left out: the export in {export_dir} cannot be used: {err}")

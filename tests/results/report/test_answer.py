@@ -51,6 +51,16 @@ def test_the_exported_final_model_and_minirocket_stand_beside_them():
     assert other.final is None  # an export of another study is not this study's final model
 
 
+def test_an_exported_ensemble_gives_its_own_test_and_the_seeds_alone_beside_it():
+    study = hand_study(rows())
+    exported = {"study": study.study_name, "trial": 0, "summary": "s", "test": 0.95, "test_std": 0.01, "members": 3,
+                "final": {"test_mean": 0.94, "test_std": 0.01}}
+    found = answer(study, exported)
+    assert "final model (exported: ensemble of 3 seeds) 0.950." in found.sentence()  # no spread: one model
+    row = found.table().iloc[2]
+    assert row["scored by"] == "retrained on train + validation; one seed alone 0.940 ± 0.010"
+
+
 def test_a_verdict_needs_enough_trials_and_a_clear_difference():
     def table(n: int, gap: float) -> pd.DataFrame:
         good = [{"trial": i, "state": "COMPLETE", "val": 0.9 + gap + 0.001 * (i % 3), "topology": "parallel",
