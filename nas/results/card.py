@@ -88,12 +88,14 @@ def model_card(spec: ArchSpec, input_spec: InputSpec, metrics: dict[str, Any]) -
         test = f"{final['test_mean']:.4f} ± {final['test_std']:.4f} (mean ± std over {n} seeds)"
         if metrics.get("members", 1) > 1:
             test = f"{metrics['test']:.4f} (this export: the ensemble of the {n} seeds); one seed alone {test}"
+    members = metrics.get("members", 1)
+    each = f" (each of the {members} members)" if members > 1 else ""
     rows = [
         (f"validation {metric}", "- (trained on the validation data)" if retrained else _num(metrics["val"])),
         (f"test {metric}", test),
-        ("parameters", _num(metrics.get("params"))),
-        ("forward FLOPs, one sample", _num(metrics.get("flops"))),
-        (f"latency, one sample, {metrics.get('device')}", f"{_num(metrics.get('latency_ms'), 2)} ms"),
+        (f"parameters{each}", _num(metrics.get("params"))),
+        (f"forward FLOPs, one sample{each}", _num(metrics.get("flops"))),
+        (f"latency, one sample, {metrics.get('device')}{each}", f"{_num(metrics.get('latency_ms'), 2)} ms"),
     ]
     if retrained:
         rows += [(f"in the search: validation {metric}", _num(metrics.get("trial_val"))),

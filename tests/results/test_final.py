@@ -142,6 +142,7 @@ def test_the_export_is_the_seeds_ensemble_and_metrics_and_card_carry_the_test_me
     card = (tmp_path / "f" / "MODEL.md").read_text()
     assert f"one seed alone {final['test_mean']:.4f} ± {final['test_std']:.4f} (mean ± std over 2 seeds)" in card
     assert f"{metrics['test']:.4f} (this export: the ensemble of the 2 seeds)" in card
+    assert "| parameters (each of the 2 members) |" in card
     assert "## How it was picked" in card and result.trial == final["winner"]
     assert final["picked_by"] == "best validation mean among the top 1" and f"(picked by {final['picked_by']})" in card
 
