@@ -135,8 +135,9 @@ labels = predictor.predict(X)   # X: raw data as the task's files held it: (n, s
 sample (`--help`: `.npz`, `.npy` or long-format `.csv`; known labels are scored). The predictor applies
 what training applied: the training split's standardisation and padding to the task's length
 (the `preprocessing` entry of `metrics.json`), and names the classes as the data did.
-`load_model("path/to/this/folder")` returns the network alone (`nn.Module`, in `eval()` mode); it expects
-those standardised inputs and gives class ids: `out = model(x, mask)`.
+`load_model("path/to/this/folder")` returns the network alone (`nn.Module`, in `eval()` mode; an ensemble
+export: a `SeedEnsemble` of the seeds' networks); it expects those standardised inputs and gives logits over
+class ids: `out = model(x, mask)`.
 `arch.json` and the `input` entry of `metrics.json` alone rebuild the untrained model:
 `build_model(ArchSpec.from_json(arch_text), InputSpec.from_dict(metrics["input"]))`.
 """
