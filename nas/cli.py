@@ -262,7 +262,7 @@ def export_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--final-seeds", metavar="S", type=_positive_int, default=SEEDS,
                         help=f"final model: seeds each candidate is rescored and the winner retrained with "
                              f"(default: {SEEDS})")
-    parser.add_argument("--one-seed", action="store_true",
+    weights.add_argument("--one-seed", action="store_true",
                         help="final model: export the first seed's network alone, not the ensemble of all seeds "
                              "(their mean class probabilities; a seed's own test score is noisy on small data)")
     parser.add_argument("--out", metavar="DIR", type=Path, default=None, help="export folder (default: <results>/<study>/best)")

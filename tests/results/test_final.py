@@ -188,3 +188,12 @@ def test_the_cli_says_it_exports_the_ensemble_and_one_seed_exports_one(tiny, tmp
     out = capsys.readouterr().out
     assert "exporting the first seed" in out and "(the first seed exported)" in out
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["members"] == 1
+
+
+def test_one_seed_with_the_search_weights_is_refused_in_one_line(tiny, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        export_main(["--study", "tiny", "--results", str(tiny.results), "--out", str(tmp_path / "x"),
+                     "--search-weights", "--one-seed"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "argument --one-seed: not allowed with argument --search-weights" in err
+    assert err.count("\n") == 1 and not (tmp_path / "x").exists()
