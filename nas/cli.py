@@ -236,6 +236,7 @@ def report_main(argv: list[str] | None = None) -> int:
 
 def export_main(argv: list[str] | None = None) -> int:
     """``scripts/export.py``: write arch.json, model.safetensors, metrics.json and MODEL.md of one trial."""
+    from nas.core.scripts import script_command
     from nas.search.kept_weights import study_dir
     from nas.results.export import export_trial
     from nas.results.final import SEEDS, TOP_K
@@ -301,7 +302,7 @@ def export_main(argv: list[str] | None = None) -> int:
         print(f"retrained {f['epochs']} epochs on {f['merged_samples']} samples")
     else:
         print(f"validation {m['metric']} {val}, test {m['metric']} {m['test']:.4f}, {m['params']:,} parameters")
-    print(f"use it on raw data (as your files hold it): python scripts/predict.py {shlex.quote(str(out))} new.npz "
+    print(f"use it on raw data (as your files hold it): {script_command('predict.py')} {shlex.quote(str(out))} new.npz "
           f"--out predictions.csv, or from nas import load_predictor; load_predictor({str(out)!r}).predict(X)")
     return 0
 

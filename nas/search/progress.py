@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from nas.core.clock import duration
+from nas.core.scripts import script_command
 from nas.search.config import METRICS, SearchConfig, probe_of
 from nas.search.failures import NOT_THE_CANDIDATES
 from nas.search.pareto import pareto_mask
@@ -201,4 +202,4 @@ def print_summary(trials: list[FrozenTrial], larger_is_better: bool, study_name:
             print(table.to_string(index=False, formatters=formats), file=out)
     where = shlex.join(["--study", study_name, "--storage", storage]
                        + (["--results", results_dir] if results_dir != DEFAULT_RESULTS else []))
-    print(f"\nreport: python scripts/report.py {where}\nexport: python scripts/export.py {where}", file=out)
+    print(f"\nreport: {script_command('report.py')} {where}\nexport: {script_command('export.py')} {where}", file=out)
