@@ -293,7 +293,7 @@ def export_main(argv: list[str] | None = None) -> int:
     print(f"exported trial {result.trial} of study {name!r} to {out}: {m['summary']}")
     if "final" in m:
         f = m["final"]
-        alone = f"{f['test_mean']:.4f} ± {f['test_std']:.4f} over {len(f['seeds'])} seeds"
+        alone = f"{f['test_mean']:.4f} ± {f['test_std']:.4f} over {len(f['seeds'])} seed{'s' * (len(f['seeds']) > 1)}"
         if m["members"] > 1:
             print(f"test {m['metric']} {m['test']:.4f} for the ensemble of {m['members']} seeds exported (one seed "
                   f"alone {alone}), {m['params']:,} parameters each")

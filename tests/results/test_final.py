@@ -174,7 +174,7 @@ def test_the_cli_retrains_by_default_and_says_so(tiny, tmp_path, capsys):
     assert export_main(args) == 0
     out = capsys.readouterr().out
     assert out.startswith("final model: rescoring the top 1 candidates") and "final run 2/2" in out
-    assert "over 1 seeds" in out
+    assert "over 1 seed (the first seed exported)" in out
 
 
 def test_the_cli_says_it_exports_the_ensemble_and_one_seed_exports_one(tiny, tmp_path, capsys):
