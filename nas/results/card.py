@@ -82,13 +82,13 @@ def model_card(spec: ArchSpec, input_spec: InputSpec, metrics: dict[str, Any]) -
     metric = metrics["metric"]
     retrained = metrics.get("val") is None
     final = metrics.get("final")
+    members = metrics.get("members", 1)  # older exports hold one network and no such entry
     test = _num(metrics.get("test"))
     if final:
         n = len(final["seeds"])
         test = f"{final['test_mean']:.4f} ± {final['test_std']:.4f} (mean ± std over {n} seeds)"
-        if metrics.get("members", 1) > 1:
+        if members > 1:
             test = f"{metrics['test']:.4f} (this export: the ensemble of the {n} seeds); one seed alone {test}"
-    members = metrics.get("members", 1)
     each = f" (each of the {members} members)" if members > 1 else ""
     rows = [
         (f"validation {metric}", "- (trained on the validation data)" if retrained else _num(metrics["val"])),
