@@ -8,11 +8,11 @@ often the luckiest draw. So the top ``top_k`` distinct candidates are scored aga
 - otherwise: trained on the train split with each of ``seeds`` seeds, and scored by the mean best
   validation value over the seeds.
 
-The winner (best mean; cross-validated, the fewest parameters within one standard error of it: see
-:func:`pick_winner`) is retrained on train + validation for its best epoch count (cross-validated:
-the last epoch within one standard error of the best; its whole budget on a recall task or where the
-search's time limit cut its schedule short: see :func:`final_epochs`), so the optimiser takes that many
-epochs of the merged set, once per seed. The test
+The winner (best mean; cross-validated, the fewest parameters within one standard error of it, or the lowest
+validation loss where every fold ties: see :func:`pick_winner`) is retrained on train + validation for its best
+epoch count (cross-validated: the last epoch within one standard error of the best; its whole budget on a recall
+task or where the search's time limit cut its schedule short: see :func:`final_epochs`), so the optimiser takes
+that many epochs of the merged set, once per seed. The test
 metric is reported as mean and spread over the seeds, and for the seeds' ensemble
 (:class:`SeedEnsemble`: their mean class probabilities), which is what is exported
 by default; else the first seed's weights, never the best by test.
@@ -61,10 +61,12 @@ class Candidate:
     epochs: int  # the retrain's length: cross-validated, the last epoch within noise of the best; rescored, the
     # mean over the seeds' best epochs
     values: list[float]
+    loss: float | None = None  # cross-validated: the mean fold validation loss at the best epoch, where recorded
 
     def to_dict(self) -> dict[str, Any]:
         return {"trial": self.trial.number, "summary": self.trial.user_attrs.get(SUMMARY), "score_mean": self.score_mean,
-                "score_std": self.score_std, "scored_by": self.scored_by, "epochs": self.epochs, "values": self.values}
+                "score_std": self.score_std, "scored_by": self.scored_by, "epochs": self.epochs, "values": self.values,
+                "loss": self.loss}
 
 
 @dataclass
@@ -171,6 +173,10 @@ def pick_winner(candidates: list[Candidate], maximize: bool = True) -> tuple[Can
     On a set of a few series a fold, the top candidates' fold means differ by less than their noise, and the best
     mean is the luckiest draw: a larger model wins that draw more often than it tests better. A mean over seeds on
     one validation split carries no such estimate of the data's noise, so there the best mean stands.
+
+    Where the best candidate's folds all score alike (standard error 0: on a small set, every fold classified
+    perfectly), the rule has no noise to measure, and the tied candidates' accuracy says nothing about which
+    generalises; their mean fold validation loss still does, so the lowest loss wins the tie.
     """
     best = max(candidates, key=lambda c: c.score_mean if maximize else -c.score_mean)
     count = len(candidates)
@@ -179,6 +185,10 @@ def pick_winner(candidates: list[Candidate], maximize: bool = True) -> tuple[Can
     error = statistics.stdev(best.values) / math.sqrt(len(best.values))
     close = [c for c in candidates if c.scored_by == "cv" and
              (c.score_mean >= best.score_mean - error if maximize else c.score_mean <= best.score_mean + error)]
+    if error == 0 and len(close) > 1 and all(c.loss is not None for c in close):
+        winner = min(close, key=lambda c: c.loss)
+        return winner, (f"lowest mean fold validation loss among the {len(close)} of the top {count} tied at a cv mean "
+                        f"of {best.score_mean:.4f} on every fold")
     winner = min(close, key=lambda c: (c.trial.user_attrs.get("params", math.inf),
                                        -c.score_mean if maximize else c.score_mean))
     return winner, (f"fewest parameters within one standard error ({error:.4f}) of the best cv mean among the top "
@@ -240,7 +250,7 @@ def _score(trial: FrozenTrial, task: Task, seeds: list[int], device: str, clock:
         cv = record["cv"]
         return Candidate(trial, float(trial.user_attrs.get("best_val", statistics.fmean(cv["values"]))),
                          float(cv["std"]), "cv", int(cv.get("retrain_epochs") or record["best_epoch"]),
-                         list(cv["values"]))
+                         list(cv["values"]), statistics.fmean(cv["losses"]) if cv.get("losses") else None)
     spec = ArchSpec.from_json(trial.user_attrs[ARCH])
     trainer = Trainer(task, device)
     values, epochs = [], []

@@ -158,7 +158,8 @@ class Objective:
             setup["schedule_epochs"] = result.schedule_epochs  # fitted to the time limit: the recipe it trained by
         if result.fold_metrics is not None:
             setup["cv"] = {"folds": len(result.fold_metrics), "std": result.val_std, "values": result.fold_metrics,
-                           "tests": result.fold_tests, "retrain_epochs": result.retrain_epochs}
+                           "tests": result.fold_tests, "losses": result.fold_losses,
+                           "retrain_epochs": result.retrain_epochs}
         trial.set_user_attr(RESULT, setup)
         flat = {BEST_VAL: result.best_metric, TEST: result.test_metric, **cost}
         if result.stop_reason:

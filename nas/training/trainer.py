@@ -69,6 +69,7 @@ class FitResult:
     steps: int = 0  # optimiser steps taken (over every fold when cross-validated)
     fold_metrics: list[float] | None = None  # cross-validation: each fold's value at the best mean epoch
     fold_tests: list[float] | None = None  # cross-validation: each fold model's test value at that epoch
+    fold_losses: list[float] | None = None  # cross-validation: each fold's validation loss at that epoch
     schedule_epochs: int | None = None  # epochs the learning-rate schedule spanned: fewer than asked when fitted
     retrain_epochs: int | None = None  # cross-validation: the final retrain's length (see ``fit_folds``)
 
@@ -130,25 +131,44 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: Split) -> float:
         """Accuracy over labelled targets, or mean squared error, of ``model`` on ``split``."""
-        was_training = model.training
-        model.eval()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
-        with self.autocast():
-            for x, mask, y in self.batches(split, None, EVAL_BATCH):
-                out = model(x, mask).float()
-                if self.metric == "mse":
-                    total += (out.reshape(y.shape) - y).square().sum()
-                    count += y.numel()
-                elif y.ndim == 1:  # one label per sample: every one is real
-                    total += (out.argmax(-1) == y).sum()
-                    count += len(y)
-                else:
-                    labelled = y != IGNORE_INDEX
-                    total += (out.argmax(-1) == y)[labelled].sum()
-                    count += int(labelled.sum())
-        model.train(was_training)
+        for out, y in self._outputs(model, split):
+            if self.metric == "mse":
+                total += (out.reshape(y.shape) - y).square().sum()
+                count += y.numel()
+            elif y.ndim == 1:  # one label per sample: every one is real
+                total += (out.argmax(-1) == y).sum()
+                count += len(y)
+            else:
+                labelled = y != IGNORE_INDEX
+                total += (out.argmax(-1) == y)[labelled].sum()
+                count += int(labelled.sum())
         return float(total) / max(count, 1)
+
+    @torch.no_grad()
+    def mean_loss(self, model: nn.Module, split: Split) -> float:
+        """The training loss (cross-entropy, or squared error) over ``split``'s labelled targets: a finer score than
+        accuracy, which models that classify every sample alike tie on."""
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        count = 0
+        for out, y in self._outputs(model, split):
+            labelled = y.numel() if self.metric == "mse" else int((y != IGNORE_INDEX).sum())
+            if labelled:  # a batch with no labelled target has no mean loss
+                total += self.loss(out, y).double() * labelled
+                count += labelled
+        return float(total) / max(count, 1)
+
+    def _outputs(self, model: nn.Module, split: Split) -> Iterator[tuple[Tensor, Tensor]]:
+        """(float32 outputs, targets) of ``model`` in eval mode over ``split``, batch by batch."""
+        was_training = model.training
+        model.eval()
+        try:
+            with self.autocast():
+                for x, mask, y in self.batches(split, None, EVAL_BATCH):
+                    yield model(x, mask).float(), y
+        finally:
+            model.train(was_training)
 
     def fit(self, model: nn.Module, config: TrainConfig,
             on_epoch: Callable[[int, float], bool] | None = None,

@@ -92,10 +92,10 @@ def test_a_cross_validated_winner_retrains_for_its_recorded_retrain_length(task)
     assert done.winner.epochs == 3 and done.config.max_epochs == 3
 
 
-def cv_candidates(*rows: tuple[list[float], int], scored_by: str = "cv") -> list[Candidate]:
-    """One candidate per (fold values, parameter count)."""
-    trials = hand_study([{"values": [sum(v) / len(v)], "params": params} for v, params in rows]).trials
-    return [Candidate(t, sum(v) / len(v), 0.0, scored_by, 1, v) for t, (v, params) in zip(trials, rows)]
+def cv_candidates(*rows: tuple, scored_by: str = "cv") -> list[Candidate]:
+    """One candidate per (fold values, parameter count[, mean fold validation loss])."""
+    trials = hand_study([{"values": [sum(row[0]) / len(row[0])], "params": row[1]} for row in rows]).trials
+    return [Candidate(t, sum(row[0]) / len(row[0]), 0.0, scored_by, 1, row[0], *row[2:]) for t, row in zip(trials, rows)]
 
 
 def test_the_smallest_candidate_within_one_standard_error_of_the_best_wins():
@@ -105,6 +105,18 @@ def test_the_smallest_candidate_within_one_standard_error_of_the_best_wins():
     assert winner.trial.number == 1 and how.startswith("fewest parameters within one standard error (0.0632)")
     winner, _ = pick_winner(cv_candidates((best, 5000), (far, 10)))
     assert winner.trial.number == 0  # outside the noise: the best mean stands
+
+
+def test_candidates_right_on_every_fold_are_told_apart_by_their_validation_loss():
+    perfect = [1.0] * 5
+    winner, how = pick_winner(cv_candidates((perfect, 5000, 0.02), (perfect, 1000, 0.09), ([0.9] * 5, 10, 0.01)))
+    assert winner.trial.number == 0  # the lowest loss of the two tied at 1.0, though the larger
+    assert how == "lowest mean fold validation loss among the 2 of the top 3 tied at a cv mean of 1.0000 on every fold"
+    winner, how = pick_winner(cv_candidates((perfect, 5000), (perfect, 1000)))  # a study from before losses were kept
+    assert winner.trial.number == 1 and how.startswith("fewest parameters")
+    noisy = [0.6, 0.8, 1.0, 0.8, 0.8]
+    winner, _ = pick_winner(cv_candidates((noisy, 5000, 0.02), (noisy, 1000, 0.09)))
+    assert winner.trial.number == 1  # with noise to measure, the one-standard-error rule stands
 
 
 def test_without_cross_validation_the_best_mean_stands():

@@ -21,6 +21,13 @@ def test_ranking_is_best_first_with_ties_broken_by_trial_number():
     assert [t.number for t in ranked_trials(low)] == [0, 1]
 
 
+def test_trials_tied_on_the_metric_rank_by_their_cross_validated_loss():
+    rows = [{"values": [1.0], "result": {"cv": {"losses": loss}}} for loss in ([0.3, 0.3], [0.1, 0.2], None)]
+    rows[2]["result"] = {}  # not cross-validated: no loss to rank by, so after those with one
+    study = hand_study(rows + [{"values": [0.9], "result": {"cv": {"losses": [0.01]}}}])
+    assert [t.number for t in ranked_trials(study)] == [1, 0, 2, 3]
+
+
 def test_multi_objective_default_is_the_most_accurate_pareto_point_and_trial_must_be_on_the_front():
     rows = [{"values": [0.90, 9.0]}, {"values": [0.90, 3.0]}, {"values": [0.80, 1.0]}, {"values": [0.70, 2.0]}]
     study = hand_study(rows, directions=("maximize", "minimize"))

@@ -36,6 +36,15 @@ def test_the_curve_is_the_mean_of_each_fold_trained_alone():
     assert result.test_metric == pytest.approx(sum(result.fold_tests) / 3)
 
 
+def test_each_folds_validation_loss_is_recorded_at_the_best_mean_epoch():
+    result = fit_folds(folds(), make, CONFIG)
+    first = folds()[0]
+    model = make()
+    model.load_state_dict(result.best_state)  # the first fold's weights at the best mean epoch
+    assert len(result.fold_losses) == 3
+    assert result.fold_losses[0] == pytest.approx(first.mean_loss(model, first.val))
+
+
 def test_steps_are_every_folds_optimiser_steps():
     result = fit_folds(folds(), make, CONFIG)
     assert result.steps == sum(CONFIG.max_epochs * math.ceil(len(f.train) / CONFIG.batch_size) for f in folds())

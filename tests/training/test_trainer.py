@@ -62,6 +62,17 @@ def test_metrics_describe_the_best_validation_epoch_model():
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in result.best_state.items())
 
 
+def test_mean_loss_is_the_training_loss_over_the_whole_split():
+    for kind, loss in (("classes", torch.nn.functional.cross_entropy), ("regression", torch.nn.functional.mse_loss)):
+        trainer, model, _ = fit(kind, TrainConfig(max_epochs=1, lr=3e-3, batch_size=32))
+        model.eval()
+        with torch.no_grad():
+            out = model(trainer.val.x, None)
+        expected = loss(out.reshape(trainer.val.y.shape) if kind == "regression" else out, trainer.val.y)
+        assert trainer.mean_loss(model, trainer.val) == pytest.approx(float(expected), rel=1e-5)
+        assert model.training is False  # left in the mode it was given
+
+
 def test_a_true_answer_from_the_callback_prunes():
     _, _, result = fit(on_epoch=lambda epoch, value: epoch == 2)
     assert result.pruned and result.epochs == 2
