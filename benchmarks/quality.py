@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -133,7 +134,9 @@ def quality_suite(out_dir: Path, device: str = "auto", quick: bool = False, tria
     device = str(resolve_device(device))
     rows = []
     with tempfile.TemporaryDirectory(prefix="quality-") as work:  # study storage, kept weights, data cache
-        for name in names:
+        for number, name in enumerate(names, start=1):
+            say(f"quality {number}/{len(names)} {name}: {budget.seconds / 60:g} min of search, then the final model "
+                "and its peers")
             rows.append(task_row(name, budget, Path(work), out_dir / "quality" / _slug(name), device))
     table = pd.DataFrame(rows).assign(budget=budget.describe(), device=device, machine=machine(device))
     table.to_csv(out_dir / "quality.csv", index=False)
@@ -148,6 +151,8 @@ def task_row(name: str, budget: Budget, work: Path, export_dir: Path, device: st
     exported = export_trial(study, export_dir, results_dir=work, top_k=budget.top_k, seeds=budget.seeds, force=True,
                             device=device)
     final = exported.metrics["final"]
+    say(f"  final model: trial {exported.trial} ({final['picked_by']}), test {final['ensemble_test']:.4f} as the "
+        f"ensemble, {final['test_mean']:.4f} ± {final['test_std']:.4f} a seed, in {time.perf_counter() - start:.0f} s")
     spec = ArchSpec.from_json(study.trials[exported.trial].user_attrs["arch"])
     task = load_task(name, seed=study.user_attrs.get("seed", 0), cache_dir=work / "cache")
     best = pick_trial(study)
@@ -163,6 +168,8 @@ def task_row(name: str, budget: Budget, work: Path, export_dir: Path, device: st
     row["final_s"] = time.perf_counter() - start
     row.update(baseline_row(task, spec, final, row["params"], device))
     row.update(minirocket_row(task, study.user_attrs.get("seed", 0), work / "cache", row["test_acc"]))
+    say(f"  peers: same-size Transformer {row['baseline_ensemble_test_acc']:.4f} as the ensemble, MiniRocket "
+        f"{row['minirocket_test_acc']:.4f}")
     row.update(reference_row(references_for(task.name), row["test_acc"]))
     row["attention_types"] = attention_types(spec)
     if task.name == "mqar":  # the softmax-vs-linear verdict is the mqar target; on other tasks it means nothing
@@ -171,6 +178,11 @@ def task_row(name: str, budget: Budget, work: Path, export_dir: Path, device: st
             row["note"] = "; ".join(filter(None, [row["note"], "recall near chance: too short a search to learn "
                                                                "mqar, so the softmax verdict says little"]))
     return row
+
+
+def say(line: str) -> None:
+    """A progress line on stderr, at once: each task takes its search budget and more, the table comes at the end."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def minirocket_row(task: Task, seed: int, cache_dir: Path, test_acc: float) -> dict[str, Any]:
@@ -196,7 +208,11 @@ def search(name: str, budget: Budget, work: Path, device: str) -> tuple[optuna.S
     start = time.perf_counter()
     outcome = run_search(config, out=io.StringIO())
     seconds = time.perf_counter() - start
-    return optuna.load_study(study_name=outcome.study_name, storage=outcome.storage), outcome, seconds
+    study = optuna.load_study(study_name=outcome.study_name, storage=outcome.storage)
+    best = pick_trial(study)
+    say(f"  search: {outcome.finished} trials in {seconds:.0f} s; best trial {best.number} "
+        f"({best.user_attrs.get('summary', '')}), validation {best.values[0]:.4f}")
+    return study, outcome, seconds
 
 
 def baseline_row(task: Task, spec: ArchSpec, final: dict[str, Any], params: int, device: str) -> dict[str, Any]:

@@ -20,8 +20,11 @@ COLUMNS = ["task", "trials_run", "search_s", "params", "test_acc", "test_std", "
            "machine"]
 
 
-def test_quick_quality_run_on_italy_power_demand(tmp_path):
+def test_quick_quality_run_on_italy_power_demand(tmp_path, capsys):
     table = run_suite("quality", tmp_path, device="cpu", quick=True, tasks=("ItalyPowerDemand",))
+    progress = capsys.readouterr().err.splitlines()  # each stage says where the run is as it ends
+    assert progress[0].startswith("quality 1/1 ucr:ItalyPowerDemand: 1 min of search")
+    assert [line.split(":")[0].strip() for line in progress[1:]] == ["search", "final model", "peers"]
     written = pd.read_csv(tmp_path / "quality.csv")
     assert set(COLUMNS) <= set(written.columns)
     row = written.iloc[0]
