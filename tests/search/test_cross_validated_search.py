@@ -34,6 +34,7 @@ def test_small_data_is_scored_by_the_mean_of_five_folds(tmp_path):
         record = result_of(trial)
         cv = record["cv"]
         assert cv["folds"] == 5 and len(cv["values"]) == 5 and len(cv["tests"]) == 5
+        assert len(cv["losses"]) == 5 and all(loss > 0 for loss in cv["losses"])  # the tie-break among perfect folds
         assert trial.user_attrs[BEST_VAL] == pytest.approx(np.mean(cv["values"])) == trial.value
         assert cv["std"] == pytest.approx(np.std(cv["values"]))
         assert record["budget"] == {"epochs": 8, "min_epochs": 1, "train_samples": 32, "max_batch": 8, "folds": 5}
