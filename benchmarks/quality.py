@@ -365,5 +365,5 @@ def _plot(table: pd.DataFrame, path: Path) -> None:
     ax.set_title(f"Searched models against references, {first['machine']}\nper task: {first['budget']}", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the budget line is wider than the axes
     plt.close(fig)
