@@ -111,7 +111,7 @@ def state_counts(trials: list[FrozenTrial]) -> str:
 
 def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Complete trials, best first: by the task metric, then the other objectives, then the mean fold validation
-    loss where cross-validated (on a small set several trials tie at every fold right), then trial number.
+    loss where cross-validated (on a small set several trials can score every fold alike), then trial number.
 
     The first is therefore on the Pareto front of a multi-objective study (its most accurate point).
     """

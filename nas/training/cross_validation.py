@@ -27,8 +27,8 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
     After each epoch ``on_epoch(epoch, mean)`` sees the mean validation value over the folds and may stop the
     run (pruned). The result's curve is that mean; its best epoch is the last best of the mean curve, with each
     fold's value there in ``fold_metrics`` and each fold model's test value there in ``fold_tests``
-    (``test_metric`` is their mean), and each fold's validation loss there in ``fold_losses`` (a finer score where
-accuracies tie). ``best_state`` holds the first fold's weights at that epoch.
+    (``test_metric`` is their mean), and each fold's validation loss there in ``fold_losses`` (a finer score
+    where accuracies tie). ``best_state`` holds the first fold's weights at that epoch.
     ``retrain_epochs``, the final retrain's length, is the last epoch within one standard error of the best
     (see :func:`last_within_noise`).
     ``config.time_limit`` bounds all folds together, and their schedule is fitted to it as in
