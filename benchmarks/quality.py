@@ -146,7 +146,7 @@ def quality_suite(out_dir: Path, device: str = "auto", quick: bool = False, tria
 
 def task_row(name: str, budget: Budget, work: Path, export_dir: Path, device: str) -> dict[str, Any]:
     """One task: search, export the final model, and run the same-size Transformer and MiniRocket beside it."""
-    study, outcome, seconds = search(name, budget, work, device)
+    study, outcome, seconds, best = search(name, budget, work, device)
     start = time.perf_counter()
     exported = export_trial(study, export_dir, results_dir=work, top_k=budget.top_k, seeds=budget.seeds, force=True,
                             device=device)
@@ -155,7 +155,6 @@ def task_row(name: str, budget: Budget, work: Path, export_dir: Path, device: st
         f"ensemble, {final['test_mean']:.4f} ± {final['test_std']:.4f} a seed, in {time.perf_counter() - start:.0f} s")
     spec = ArchSpec.from_json(study.trials[exported.trial].user_attrs["arch"])
     task = load_task(name, seed=study.user_attrs.get("seed", 0), cache_dir=work / "cache")
-    best = pick_trial(study)
     row = {"task": name, "space": study.user_attrs["space"], "trials_run": outcome.finished,
            "complete": _count(study, TrialState.COMPLETE), "search_s": seconds,
            "cross_validated": recorded(best, "cv") is not None,
@@ -198,9 +197,10 @@ def mqar_chance(task: Task) -> float:
     return 2 / task.input_spec.vocab
 
 
-def search(name: str, budget: Budget, work: Path, device: str) -> tuple[optuna.Study, Any, float]:
-    """Run the budgeted search; training stops at a quarter of the wall budget, so the trial in hand when the
-    budget runs out overruns it by that at most (plus its measuring and evaluation)."""
+def search(name: str, budget: Budget, work: Path, device: str) -> tuple[optuna.Study, Any, float, FrozenTrial]:
+    """Run the budgeted search and return the study, its outcome, its seconds and its best trial; training stops
+    at a quarter of the wall budget, so the trial in hand when the budget runs out overruns it by that at most
+    (plus its measuring and evaluation)."""
     space = "default" if budget.space == "timeseries" and not name.startswith("ucr:") else budget.space
     config = SearchConfig(trials=budget.trials, task=name, space=space, max_epochs=budget.max_epochs,
                           timeout=budget.seconds, trial_timeout=budget.seconds / 4, device=device, quiet=True,
@@ -212,7 +212,7 @@ def search(name: str, budget: Budget, work: Path, device: str) -> tuple[optuna.S
     best = pick_trial(study)
     say(f"  search: {outcome.finished} trials in {seconds:.0f} s; best trial {best.number} "
         f"({best.user_attrs.get('summary', '')}), validation {best.values[0]:.4f}")
-    return study, outcome, seconds
+    return study, outcome, seconds, best
 
 
 def baseline_row(task: Task, spec: ArchSpec, final: dict[str, Any], params: int, device: str) -> dict[str, Any]:

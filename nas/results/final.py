@@ -41,7 +41,7 @@ from nas.models.model import build_model
 from nas.models.saved import ExportError
 from nas.models.spec import ArchSpec
 from nas.results.study import objectives, pick_trial, ranked_trials
-from nas.search.record import ARCH, SUMMARY, result_of
+from nas.search.record import ARCH, SUMMARY, fold_loss, result_of
 from nas.search.study import trial_seed
 from nas.training.trainer import TrainConfig, Trainer
 
@@ -250,7 +250,7 @@ def _score(trial: FrozenTrial, task: Task, seeds: list[int], device: str, clock:
         cv = record["cv"]
         return Candidate(trial, float(trial.user_attrs.get("best_val", statistics.fmean(cv["values"]))),
                          float(cv["std"]), "cv", int(cv.get("retrain_epochs") or record["best_epoch"]),
-                         list(cv["values"]), statistics.fmean(cv["losses"]) if cv.get("losses") else None)
+                         list(cv["values"]), fold_loss(trial))
     spec = ArchSpec.from_json(trial.user_attrs[ARCH])
     trainer = Trainer(task, device)
     values, epochs = [], []

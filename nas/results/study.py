@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.search.failures import end_reason, retries
 from nas.search.heartbeat import is_stale
 from nas.search.pareto import pareto_mask
-from nas.search.record import result_of
+from nas.search.record import fold_loss
 from nas.search.storage import JOURNAL, SQLITE, display_url, open_storage, study_names
 from nas.search.study import StudyError
 
@@ -124,9 +124,9 @@ def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
     order = [goal.primary] + [i for i in range(len(goal.names)) if i != goal.primary]
 
     def key(t: FrozenTrial) -> tuple:
-        losses = result_of(t).get("cv", {}).get("losses")
-        loss = sum(losses) / len(losses) if losses else math.inf
-        return tuple(-t.values[i] if goal.maximize[i] else t.values[i] for i in order) + (loss, t.number)
+        loss = fold_loss(t)
+        return tuple(-t.values[i] if goal.maximize[i] else t.values[i] for i in order) + (
+            math.inf if loss is None else loss, t.number)
 
     return sorted(done, key=key)
 

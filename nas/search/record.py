@@ -38,5 +38,11 @@ def recorded(trial: FrozenTrial, key: str) -> Any:
     return result_of(trial).get(key)
 
 
+def fold_loss(trial: FrozenTrial) -> float | None:
+    """The mean fold validation loss of a cross-validated trial at its best epoch; None where not recorded."""
+    losses = result_of(trial).get("cv", {}).get("losses")
+    return sum(losses) / len(losses) if losses else None
+
+
 __all__ = ["ARCH", "BEST_VAL", "COST_ATTRS", "FLAT", "PROBES", "REASON", "RESULT", "RETRY_OF", "SUMMARY", "TEST",
-           "recorded", "result_of"]
+           "fold_loss", "recorded", "result_of"]
