@@ -92,21 +92,24 @@ class Budget:
     max_epochs: int | None
     top_k: int = 3
     seeds: int = 3
+    seed: int = 0
 
     def describe(self) -> str:
         epochs = "epochs scaled to the data" if self.max_epochs is None else f"max {self.max_epochs} epochs"
         return (f"{self.seconds / 60:g} min of search (or {self.trials} trials), space {self.space}, {epochs}, "
-                f"at most {self.seconds / 4:g} s of training a trial; final model: top {self.top_k} x {self.seeds} seeds")
+                f"at most {self.seconds / 4:g} s of training a trial, seed {self.seed}; final model: top {self.top_k} x "
+                f"{self.seeds} seeds")
 
 
-def budget_for(quick: bool, trials: int | None, minutes: float | None, seeds: int | None = None) -> Budget:
+def budget_for(quick: bool, trials: int | None, minutes: float | None, seeds: int | None = None,
+               seed: int | None = None) -> Budget:
     """Full: 10 minutes of search per task on ``search_spaces/timeseries.yaml`` with the search's own budget
     (mqar uses the default space), then the final model; quick: 2 trials on the tiny space, 2 epochs, 1 seed.
     ``seeds``: the final model's seeds, which the size-matched Transformer trains with too; more of them
     narrow the spread where test sets are small."""
     base = Budget(2, 60.0, "tiny", 2, top_k=1, seeds=1) if quick else Budget(100_000, 600.0, "timeseries", None)
     return replace(base, trials=trials or base.trials, seconds=60 * minutes if minutes else base.seconds,
-                   seeds=seeds or base.seeds)
+                   seeds=seeds or base.seeds, seed=base.seed if seed is None else seed)
 
 
 def chosen_tasks(tasks: tuple[str, ...] | None, quick: bool) -> tuple[str, ...]:
@@ -126,11 +129,12 @@ def chosen_tasks(tasks: tuple[str, ...] | None, quick: bool) -> tuple[str, ...]:
 @register_suite("quality")
 def quality_suite(out_dir: Path, device: str = "auto", quick: bool = False, trials: int | None = None,
                   minutes: float | None = None, tasks: tuple[str, ...] | None = None,
-                  seeds: int | None = None) -> pd.DataFrame:
+                  seeds: int | None = None, seed: int | None = None) -> pd.DataFrame:
     """Search, export, baseline and references per task; writes quality.csv, quality.png and each export under
-    ``out_dir/quality/<task>/``."""
+    ``out_dir/quality/<task>/``. ``seed`` seeds the searches (split, folds, sampler): one run is one draw of
+    them, and a second seed shows how much a verdict rests on that draw."""
     names = chosen_tasks(tasks, quick)
-    budget = budget_for(quick, trials, minutes, seeds)
+    budget = budget_for(quick, trials, minutes, seeds, seed)
     device = str(resolve_device(device))
     rows = []
     with tempfile.TemporaryDirectory(prefix="quality-") as work:  # study storage, kept weights, data cache
@@ -155,7 +159,8 @@ def task_row(name: str, budget: Budget, work: Path, export_dir: Path, device: st
         f"ensemble, {final['test_mean']:.4f} ± {final['test_std']:.4f} a seed, in {time.perf_counter() - start:.0f} s")
     spec = ArchSpec.from_json(study.trials[exported.trial].user_attrs["arch"])
     task = load_task(name, seed=study.user_attrs.get("seed", 0), cache_dir=work / "cache")
-    row = {"task": name, "space": study.user_attrs["space"], "trials_run": outcome.finished,
+    row = {"task": name, "space": study.user_attrs["space"], "seed": study.user_attrs["seed"],
+           "trials_run": outcome.finished,
            "complete": _count(study, TrialState.COMPLETE), "search_s": seconds,
            "cross_validated": recorded(best, "cv") is not None,
            "best_trial": best.number, "winner_trial": exported.trial, "winner_summary": spec.summary(),
@@ -204,7 +209,7 @@ def search(name: str, budget: Budget, work: Path, device: str) -> tuple[optuna.S
     space = "default" if budget.space == "timeseries" and not name.startswith("ucr:") else budget.space
     config = SearchConfig(trials=budget.trials, task=name, space=space, max_epochs=budget.max_epochs,
                           timeout=budget.seconds, trial_timeout=budget.seconds / 4, device=device, quiet=True,
-                          results_dir=str(work), study=f"quality-{_slug(name)}")
+                          seed=budget.seed, results_dir=str(work), study=f"quality-{_slug(name)}")
     start = time.perf_counter()
     outcome = run_search(config, out=io.StringIO())
     seconds = time.perf_counter() - start

@@ -177,12 +177,14 @@ def benchmark_main(argv: list[str] | None = None) -> int:
     budget.add_argument("--trials", type=_positive_int, default=None, help="trials per search")
     budget.add_argument("--seeds", type=_positive_int, default=None, help="repeats with different seeds")
     budget.add_argument("--minutes", type=_minutes, default=None, help="wall-time limit per search")
+    budget.add_argument("--seed", type=int, default=None,
+                        help="quality: the searches' seed (data split, folds, sampler, trials), to repeat a run")
     budget.add_argument("--tasks", type=lambda text: tuple(filter(None, text.split(","))), default=None,
                         help="comma-separated task names")
     parser.add_argument("--full", action="store_true", default=None,
                         help="profile: MAD's own size (width 128, batch 128, 200 epochs, every level; a GPU's work)")
     args = parser.parse_args(argv)
-    names = ("trials", "seeds", "minutes", "tasks", "full")
+    names = ("trials", "seeds", "minutes", "seed", "tasks", "full")
     options = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     try:
         table = run_suite(args.suite, args.out, device=args.device, quick=args.quick, **options)

@@ -21,7 +21,7 @@ COLUMNS = ["task", "trials_run", "search_s", "params", "test_acc", "test_std", "
 
 
 def test_quick_quality_run_on_italy_power_demand(tmp_path, capsys):
-    table = run_suite("quality", tmp_path, device="cpu", quick=True, tasks=("ItalyPowerDemand",))
+    table = run_suite("quality", tmp_path, device="cpu", quick=True, tasks=("ItalyPowerDemand",), seed=1)
     progress = capsys.readouterr().err.splitlines()  # each stage says where the run is as it ends
     assert progress[0].startswith("quality 1/1 ucr:ItalyPowerDemand: 1 min of search")
     assert [line.split(":")[0].strip() for line in progress[1:]] == ["search", "final model", "peers"]
@@ -29,6 +29,7 @@ def test_quick_quality_run_on_italy_power_demand(tmp_path, capsys):
     assert set(COLUMNS) <= set(written.columns)
     row = written.iloc[0]
     assert row["task"] == "ucr:ItalyPowerDemand" and row["trials_run"] == 2 and row["search_s"] > 0
+    assert row["seed"] == 1  # the study was seeded as asked: a rerun with another seed is another draw
     for column in ("test_acc", "baseline_test_acc", "minirocket_test_acc", *PUBLISHED):
         assert 0 <= row[column] <= 1, column
     assert row["InceptionTime"] > 0.9 and row["HIVE-COTE 2"] > 0.9  # the published results aeon ships
@@ -36,7 +37,7 @@ def test_quick_quality_run_on_italy_power_demand(tmp_path, capsys):
     assert row["cross_validated"]  # 67 series: scored by 5-fold cross-validation
     assert row["gap_to_best_published"] == pytest.approx(row["test_acc"] - max(row[m] for m in PUBLISHED))
     assert abs(row["baseline_params"] / row["params"] - 1) <= PARAM_TOLERANCE
-    assert row["budget"] == budget_for(True, None, None).describe()
+    assert row["budget"] == budget_for(True, None, None, seed=1).describe()
     assert (tmp_path / "quality" / "ucr-ItalyPowerDemand" / "arch.json").is_file()  # the export itself
     assert (tmp_path / "quality.png").stat().st_size > 10_000
     assert len(table) == 1
@@ -63,7 +64,8 @@ def test_budget_options_override_the_defaults():
     assert budget_for(False, None, None) == Budget(100_000, 600.0, "timeseries", None)
     assert budget_for(False, 5, 0.5) == Budget(5, 30.0, "timeseries", None)
     assert budget_for(False, None, None, seeds=10) == Budget(100_000, 600.0, "timeseries", None, seeds=10)
-    quick = ("1 min of search (or 2 trials), space tiny, max 2 epochs, at most 15 s of training a trial; "
+    assert budget_for(False, None, None, seed=7) == Budget(100_000, 600.0, "timeseries", None, seed=7)
+    quick = ("1 min of search (or 2 trials), space tiny, max 2 epochs, at most 15 s of training a trial, seed 0; "
              "final model: top 1 x 1 seeds")
     assert budget_for(True, None, None).describe() == quick
 

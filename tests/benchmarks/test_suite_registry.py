@@ -19,6 +19,8 @@ def test_an_option_a_suite_does_not_take_is_refused_by_name(tmp_path):
 def test_the_cli_says_which_option_is_wrong_and_exits_non_zero(tmp_path, capsys):
     assert benchmark_main(["attention", "--out", str(tmp_path), "--seeds", "3"]) == 2
     assert "no option --seeds" in capsys.readouterr().err
+    assert benchmark_main(["speed", "--out", str(tmp_path), "--seed", "1"]) == 2  # only quality takes one seed
+    assert "suite 'speed' has no option --seed" in capsys.readouterr().err
 
 
 def test_the_transformer_baseline_classifies_series_and_tokens_and_ignores_padding():
