@@ -132,7 +132,8 @@ def quality_suite(out_dir: Path, device: str = "auto", quick: bool = False, tria
                   seeds: int | None = None, seed: int | None = None) -> pd.DataFrame:
     """Search, export, baseline and references per task; writes quality.csv, quality.png and each export under
     ``out_dir/quality/<task>/``. ``seed`` seeds the searches (split, folds, sampler): one run is one draw of
-    them, and a second seed shows how much a verdict rests on that draw."""
+    them, and a second seed shows how much a verdict rests on that draw; its files are ``quality_seed<S>.*``, so
+    it keeps the seed-0 table beside it."""
     names = chosen_tasks(tasks, quick)
     budget = budget_for(quick, trials, minutes, seeds, seed)
     device = str(resolve_device(device))
@@ -143,8 +144,9 @@ def quality_suite(out_dir: Path, device: str = "auto", quick: bool = False, tria
                 "and its peers")
             rows.append(task_row(name, budget, Path(work), out_dir / "quality" / _slug(name), device))
     table = pd.DataFrame(rows).assign(budget=budget.describe(), device=device, machine=machine(device))
-    table.to_csv(out_dir / "quality.csv", index=False)
-    _plot(table, out_dir / "quality.png")
+    stem = "quality" if budget.seed == 0 else f"quality_seed{budget.seed}"
+    table.to_csv(out_dir / f"{stem}.csv", index=False)
+    _plot(table, out_dir / f"{stem}.png")
     return table
 
 
