@@ -32,14 +32,20 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 1")
-    return value
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= {minimum}")
+        return value
+
+    return parse
+
+
+_positive_int, _seed = _int_at_least(1), _int_at_least(0)  # a seed is what numpy and Optuna's samplers accept
 
 
 def _positive_number(unit: str):
@@ -177,7 +183,7 @@ def benchmark_main(argv: list[str] | None = None) -> int:
     budget.add_argument("--trials", type=_positive_int, default=None, help="trials per search")
     budget.add_argument("--seeds", type=_positive_int, default=None, help="repeats with different seeds")
     budget.add_argument("--minutes", type=_minutes, default=None, help="wall-time limit per search")
-    budget.add_argument("--seed", type=int, default=None,
+    budget.add_argument("--seed", type=_seed, default=None,
                         help="quality: the searches' seed (data split, folds, sampler, trials), to repeat a run")
     budget.add_argument("--tasks", type=lambda text: tuple(filter(None, text.split(","))), default=None,
                         help="comma-separated task names")

@@ -21,6 +21,10 @@ def test_the_cli_says_which_option_is_wrong_and_exits_non_zero(tmp_path, capsys)
     assert "no option --seeds" in capsys.readouterr().err
     assert benchmark_main(["speed", "--out", str(tmp_path), "--seed", "1"]) == 2  # only quality takes one seed
     assert "suite 'speed' has no option --seed" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # a seed numpy and Optuna would reject, refused before any run
+        benchmark_main(["quality", "--out", str(tmp_path / "never"), "--seed", "-1"])
+    assert refused.value.code == 2 and not (tmp_path / "never").exists()
+    assert "--seed: '-1' must be an integer >= 0" in capsys.readouterr().err
 
 
 def test_the_transformer_baseline_classifies_series_and_tokens_and_ignores_padding():
