@@ -119,8 +119,9 @@ class EmbeddingSpec:
     """How input steps become tokens: ``linear`` patches (or token ids), or a ``conv`` stem.
 
     ``kernels`` are the stem's kernel sizes, one Conv1d each (``conv``: 1 to 3 odd
-    sizes; ``linear``: none); ``channels`` its width, None meaning d_model. The
-    rules live with each embedding in ``nas.models.embeddings``.
+    sizes; ``linear``: none); ``channels`` its width, None meaning d_model; ``norm``
+    its normalisation, ``layer`` or (``conv`` only) ``batch``. The rules live with
+    each embedding in ``nas.models.embeddings``.
 
     >>> EmbeddingSpec("conv", kernels=(7, 5, 3)).summary()
     'stem=conv7-5-3'
@@ -129,6 +130,7 @@ class EmbeddingSpec:
     type: str = "linear"
     kernels: tuple[int, ...] = ()
     channels: int | None = None
+    norm: str = "layer"
 
     def __post_init__(self) -> None:
         if not isinstance(self.kernels, (list, tuple)):
@@ -193,11 +195,13 @@ class ArchSpec:
     # --- JSON -----------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data; the default embedding is left out, so that specs written before embeddings existed
-        keep their JSON and hash."""
+        """Plain data; the default embedding (and a stem's default norm) is left out, so that specs written
+        before they existed keep their JSON and hash."""
         data = {"schema_version": SCHEMA_VERSION, **asdict(self)}
         if self.embedding == EmbeddingSpec():
             del data["embedding"]
+        elif self.embedding.norm == "layer":
+            del data["embedding"]["norm"]
         return data
 
     def to_json(self) -> str:

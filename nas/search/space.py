@@ -23,6 +23,7 @@ import yaml
 
 from nas.models.attention import attention_names, get_attention
 from nas.models.embeddings import embedding_names, fits, get_embedding
+from nas.models.embeddings.conv import NORMS as STEM_NORMS
 from nas.search.choices import Choice, Key, SpaceError, parse_choice
 from nas.search.portfolio import Candidate, Preset, parse_portfolio
 from nas.data.spec import InputSpec
@@ -46,6 +47,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "stem_layers": Key("int", 1, 1),
         "stem_kernel": Key("int", 3, 1),
         "stem_channels": Key("int", None, 1, ranges=False, null="d_model"),
+        "stem_norm": Key("name", "layer", names=lambda: STEM_NORMS),
         "pattern": Key("int", 1, 1),
         "dropout": Key("float", 0.0, 0, 1),
     },
@@ -313,8 +315,10 @@ class SearchSpace:
             return EmbeddingSpec(kind)
         layers = self._draw(trial, "stem.layers", "model.stem_layers")
         kernels = tuple(self._draw(trial, f"stem.k{j}", "model.stem_kernel") for j in range(layers))
-        channels = self._draw(trial, "stem.channels", "model.stem_channels") if kind == "conv" else None
-        return EmbeddingSpec(kind, kernels, channels)
+        if kind != "conv":
+            return EmbeddingSpec(kind, kernels)
+        channels = self._draw(trial, "stem.channels", "model.stem_channels")
+        return EmbeddingSpec(kind, kernels, channels, self._draw(trial, "stem.norm", "model.stem_norm"))
 
     def _draw(self, trial: Any, name: str, path: str, options: tuple[Any, ...] | None = None,
               stable: bool = False) -> Any:

@@ -68,6 +68,9 @@ def test_summary_is_one_readable_line():
         (lambda: EmbeddingSpec("conv", 3), r"kernels=3 must be a list of kernel sizes"),
         (lambda: EmbeddingSpec("linear", (3,)), r"kernels=\(3,\) is not allowed for embedding 'linear'"),
         (lambda: EmbeddingSpec("linear", channels=8), r"channels=8 is not allowed for embedding 'linear'"),
+        (lambda: EmbeddingSpec("conv", (3,), norm="group"), r"norm: unknown value 'group' allowed: layer, batch"),
+        (lambda: EmbeddingSpec("linear", norm="batch"), r"norm='batch' is not allowed for embedding 'linear'; only "
+                                                        r"'conv' takes norm='batch'"),
         (lambda: arch(single(), position="relative"), r"position: unknown value 'relative'.*allowed: learned"),
         (lambda: arch(single(), readout="max"), r"readout: unknown value 'max'"),
         (lambda: arch(single("linear"), position="alibi"), r"'alibi' biases a score matrix, which 'linear' has not"),
@@ -134,6 +137,15 @@ def test_conv_stem_round_trips_changes_the_hash_and_shows_in_the_summary():
     assert spec.summary().endswith("pool=mean stem=conv7-5-3/c32")
     assert arch(GATED, embedding=EmbeddingSpec("conv", (3,))).summary().endswith("pool=mean stem=conv3")
     assert "stem" not in arch(GATED).summary()
+
+
+def test_a_batch_norm_stem_is_another_spec_and_the_default_norm_keeps_older_json():
+    layer, batch = EmbeddingSpec("conv", (5, 5), 128), EmbeddingSpec("conv", (5, 5), 128, "batch")
+    assert "norm" not in json.loads(arch(GATED, embedding=layer).to_json())["embedding"], "older stems keep their hash"
+    spec = arch(GATED, embedding=batch)
+    assert json.loads(spec.to_json())["embedding"]["norm"] == "batch"
+    assert ArchSpec.from_json(spec.to_json()) == spec and spec.hash() != arch(GATED, embedding=layer).hash()
+    assert spec.summary().endswith("stem=conv5-5/c128/bn")
 
 
 def test_unknown_embedding_key_is_refused_by_name():

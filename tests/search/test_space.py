@@ -187,6 +187,17 @@ def test_a_stem_is_as_wide_as_the_model_unless_the_space_offers_other_widths():
         SearchSpace.from_dict({"model": {"stem_channels": [0, 64]}})
 
 
+def test_a_stem_is_layer_normed_unless_the_space_offers_batch_norm():
+    plain = SearchSpace.from_dict({"model": {"embedding": ["conv"], "d_model": [32]}})
+    assert {plain.sample(t, SERIES)[0].embedding.norm for t in random_trials(5)} == {"layer"}
+    both = SearchSpace.from_dict({"model": {"embedding": ["linear", "conv"], "stem_norm": ["layer", "batch"]}})
+    stems = [both.sample(t, SERIES)[0].embedding for t in random_trials(40)]
+    assert {s.norm for s in stems if s.type == "conv"} == {"layer", "batch"}
+    assert {s.norm for s in stems if s.type == "linear"} == {"layer"}, "no norm is drawn for a linear embedding"
+    with pytest.raises(SpaceError, match=r"model.stem_norm.*'group'"):
+        SearchSpace.from_dict({"model": {"stem_norm": ["group"]}})
+
+
 def test_a_space_with_no_embedding_for_the_input_is_refused_not_quietly_given_linear():
     series_only = SearchSpace.from_dict({"model": {"embedding": ["conv"]}}, source="conv.yaml")
     series_only.check_input(SERIES)

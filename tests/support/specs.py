@@ -15,7 +15,7 @@ MAX_BRANCHES = 3  # the most branches drawn for a topology without an upper limi
 EXAMPLE_LAYOUTS = (((4, 2),), ((4, None), (1, None), (2, 1)))
 # Candidate fields of an EmbeddingSpec; each embedding's examples are those its own rules accept.
 EMBEDDING_CANDIDATES = ({}, {"kernels": (3,)}, {"kernels": (5, 3), "channels": 8}, {"kernels": (9, 7, 1)},
-                        {"channels": 8})
+                        {"channels": 8}, {"kernels": (5, 3), "norm": "batch"})
 
 
 def branch_counts(topology: str) -> list[int]:

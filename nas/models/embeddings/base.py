@@ -27,6 +27,7 @@ class EmbeddingSpec(Protocol):
     type: str
     kernels: tuple[int, ...]
     channels: int | None
+    norm: str
 
 
 class Embedding(nn.Module, ABC):
@@ -67,6 +68,13 @@ def check_kernels(name: str, kernels: tuple[int, ...], max_layers: int) -> None:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
             raise SpecError(f"kernels={kernels}: kernel size {k!r} must be an odd integer >= 1 "
                             "(same-length padding puts k // 2 steps on each side)")
+
+
+def check_default_norm(name: str, spec: EmbeddingSpec) -> None:
+    """Refuse a stem norm in a family whose convolutions (if any) are not normalised."""
+    if spec.norm != "layer":
+        raise SpecError(f"norm={spec.norm!r} is not allowed for embedding {name!r}; only 'conv' takes "
+                        "norm='batch', the rest keep the default 'layer'")
 
 
 def patches(x: Tensor, mask: Tensor | None, patch: int) -> tuple[Tensor, Tensor | None]:

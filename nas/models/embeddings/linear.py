@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from nas.core.checks import SpecError
 from nas.models.embeddings import register_embedding
-from nas.models.embeddings.base import Embedding, patches
+from nas.models.embeddings.base import Embedding, check_default_norm, patches
 
 if TYPE_CHECKING:
     from nas.data.spec import InputSpec
@@ -38,6 +38,7 @@ class LinearEmbedding(Embedding):
             raise SpecError(f"kernels={spec.kernels} is not allowed for embedding 'linear', which has no convolution")
         if spec.channels is not None:
             raise SpecError(f"channels={spec.channels} is not allowed for embedding 'linear', which has no convolution")
+        check_default_norm("linear", spec)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
         if isinstance(self.embed, nn.Embedding):

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from nas.core.checks import SpecError
 from nas.models.embeddings import register_embedding
-from nas.models.embeddings.base import Embedding, check_kernels
+from nas.models.embeddings.base import Embedding, check_default_norm, check_kernels
 
 if TYPE_CHECKING:
     from nas.data.spec import InputSpec
@@ -49,6 +49,7 @@ class ShortConvEmbedding(Embedding):
         if spec.channels is not None:
             raise SpecError(f"channels={spec.channels} is not allowed for embedding 'shortconv', whose depthwise "
                             "convolutions keep d_model channels")
+        check_default_norm("shortconv", spec)
 
     @classmethod
     def summary(cls, spec: EmbeddingSpec) -> str:

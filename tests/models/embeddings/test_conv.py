@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from nas import ArchSpec, AttentionSpec as A, BlockSpec, InputSpec, MixerSpec, SpecError, build_model
 from nas.models import EmbeddingSpec
 from nas.models.embeddings import get_embedding
-from tests.conftest import padded_batch
+from tests.conftest import padded_batch, scramble_padding
 
 SERIES = InputSpec(seq_len=13, features=3, num_outputs=5)
 
 
-def stem(kernels=(7, 5, 3), channels=None, patch=1):
-    spec = EmbeddingSpec("conv", kernels, channels)
+def stem(kernels=(7, 5, 3), channels=None, patch=1, norm="layer"):
+    spec = EmbeddingSpec("conv", kernels, channels, norm)
     return get_embedding("conv")(spec, SERIES, 16, patch).eval()
 
 
@@ -27,9 +29,12 @@ def test_layers_follow_the_spec_and_keep_the_length():
     assert out.shape == (2, 13, 16)
 
 
+@pytest.mark.parametrize("norm", ["layer", "batch"])
 @pytest.mark.parametrize("patch", [1, 3])
-def test_a_padded_sample_embeds_exactly_as_it_would_alone(patch):
-    module = stem(patch=patch)
+def test_a_padded_sample_embeds_exactly_as_it_would_alone(patch, norm):
+    module = stem(patch=patch, norm=norm)
+    module.train()(*padded_batch(length=13, dim=3))  # running statistics that are not the identity
+    module.eval()
     x, mask = padded_batch(length=13, dim=3)  # sample 1 keeps 7 real steps
     with torch.no_grad():
         together, together_mask = module(x, mask)
@@ -37,6 +42,21 @@ def test_a_padded_sample_embeds_exactly_as_it_would_alone(patch):
     real = together_mask[1]
     assert real.sum() == alone.shape[1]
     torch.testing.assert_close(together[1, real], alone[0], atol=1e-6, rtol=1e-6)
+
+
+def test_batch_statistics_count_real_steps_only():
+    """In training a batch norm stem normalises by the real steps' statistics: padding changes neither a real
+    step's output nor the running averages that eval mode uses."""
+    module = stem((3,), norm="batch").train()
+    twin = copy.deepcopy(module)
+    x, mask = padded_batch(length=13, dim=3)
+    out, _ = module(x, mask)
+    noisy, _ = twin(scramble_padding(x, mask), mask)
+    torch.testing.assert_close(noisy[mask], out[mask])
+    norm = module.norms[0]
+    torch.testing.assert_close(twin.norms[0].running_mean, norm.running_mean)
+    real = module.convs[0]((x * mask[..., None]).transpose(1, 2)).transpose(1, 2)[mask]  # (real steps, channels)
+    torch.testing.assert_close(norm.running_mean, norm.momentum * real.mean(0), atol=1e-6, rtol=1e-5)
 
 
 def test_build_model_refuses_a_stem_for_token_inputs_in_one_line():
