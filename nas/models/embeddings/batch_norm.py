@@ -37,12 +37,14 @@ class MaskedBatchNorm(nn.Module):
 
     def _batch_statistics(self, x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
         stats = x.float()
-        if keep is None:
-            keep = torch.ones_like(stats[..., :1])
-        keep = keep.float()
-        count = keep.sum().clamp(min=1)
-        mean = (stats * keep).sum((0, 1)) / count
-        var = (((stats - mean) * keep) ** 2).sum((0, 1)) / count
+        if keep is None:  # fixed-length series, the common case: no mask to multiply in
+            count = torch.tensor(float(stats.shape[0] * stats.shape[1]), device=x.device)
+            var, mean = torch.var_mean(stats, dim=(0, 1), correction=0)
+        else:
+            keep = keep.float()
+            count = keep.sum().clamp(min=1)
+            mean = (stats * keep).sum((0, 1)) / count
+            var = (((stats - mean) * keep) ** 2).sum((0, 1)) / count
         with torch.no_grad():  # running variance unbiased, as torch's BatchNorm keeps it
             self.running_mean.lerp_(mean.detach(), self.momentum)
             self.running_var.lerp_(var.detach() * count / (count - 1).clamp(min=1), self.momentum)

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nas import ArchSpec, AttentionSpec as A, BlockSpec, InputSpec, MixerSpec, SpecError, build_model
 from nas.models import EmbeddingSpec
@@ -57,6 +58,18 @@ def test_batch_statistics_count_real_steps_only():
     torch.testing.assert_close(twin.norms[0].running_mean, norm.running_mean)
     real = module.convs[0]((x * mask[..., None]).transpose(1, 2)).transpose(1, 2)[mask]  # (real steps, channels)
     torch.testing.assert_close(norm.running_mean, norm.momentum * real.mean(0), atol=1e-6, rtol=1e-5)
+
+
+def test_without_padding_the_batch_norm_is_torchs():
+    module = stem((3,), norm="batch").train()
+    x = torch.randn(4, 13, 3)
+    conv = module.convs[0](x.transpose(1, 2))  # (B, C, T), as torch's BatchNorm1d reads it
+    mean, var = torch.zeros(16), torch.ones(16)
+    norm = module.norms[0]
+    expected = F.gelu(F.batch_norm(conv, mean, var, norm.weight, norm.bias, training=True)).transpose(1, 2)
+    torch.testing.assert_close(module(x, None)[0], module.project(expected), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(norm.running_mean, mean, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(norm.running_var, var, atol=1e-6, rtol=1e-5)
 
 
 def test_build_model_refuses_a_stem_for_token_inputs_in_one_line():
