@@ -143,6 +143,12 @@ def quality_suite(out_dir: Path, device: str = "auto", quick: bool = False, tria
             say(f"quality {number}/{len(names)} {name}: {budget.seconds / 60:g} min of search, then the final model "
                 "and its peers")
             rows.append(task_row(name, budget, Path(work), out_dir / "quality" / _slug(name), device))
+            table = _write(rows, budget, device, out_dir)
+    return table
+
+
+def _write(rows: list[dict[str, Any]], budget: Budget, device: str, out_dir: Path) -> pd.DataFrame:
+    """The table so far, after every task: a run of hours that stops at its last task keeps the others."""
     table = pd.DataFrame(rows).assign(budget=budget.describe(), device=device, machine=machine(device))
     stem = "quality" if budget.seed == 0 else f"quality_seed{budget.seed}"
     table.to_csv(out_dir / f"{stem}.csv", index=False)

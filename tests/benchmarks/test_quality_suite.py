@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from benchmarks import run_suite
+from benchmarks import quality, run_suite
 from benchmarks.quality import (PARAM_TOLERANCE, Budget, PUBLISHED, TASKS, _baseline_params, attention_row,
                                     baseline_sizes, budget_for, chosen_tasks, reference_row)
 from nas.data.spec import InputSpec
@@ -42,6 +42,27 @@ def test_quick_quality_run_on_italy_power_demand(tmp_path, capsys):
     assert (tmp_path / "quality_seed1.png").stat().st_size > 10_000 and not (tmp_path / "quality.csv").exists()
     assert len(table) == 1
     assert "prefers_softmax" not in written.columns  # the softmax verdict belongs to mqar rows alone
+
+
+def test_each_task_is_on_disk_before_the_next_starts(tmp_path, monkeypatch):
+    """A run of hours that dies in its last task keeps the tasks it finished."""
+    plotted = {column: 0.5 for column in ("test_acc", "test_std", "ensemble_test_acc", "baseline_test_acc",
+                                          "baseline_test_std", "baseline_ensemble_test_acc", "minirocket_test_acc",
+                                          *PUBLISHED)}
+
+    def task_row(name, budget, work, export_dir, device):
+        if name == "ucr:GunPoint":
+            written = pd.read_csv(tmp_path / "quality.csv")
+            assert list(written["task"]) == ["ucr:ItalyPowerDemand"]
+            raise MemoryError("killed in the second task")
+        return {"task": name, "trials_run": 3, "search_s": 60.0, **plotted}
+
+    monkeypatch.setattr(quality, "task_row", task_row)
+    with pytest.raises(MemoryError):
+        run_suite("quality", tmp_path, device="cpu", tasks=("ItalyPowerDemand", "GunPoint"))
+    kept = pd.read_csv(tmp_path / "quality.csv")
+    assert list(kept["task"]) == ["ucr:ItalyPowerDemand"] and kept["machine"].notna().all()
+    assert (tmp_path / "quality.png").is_file()
 
 
 @pytest.mark.parametrize("target", [600, 5_000, 80_000, 1_000_000])
