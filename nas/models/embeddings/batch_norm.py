@@ -9,6 +9,7 @@ batch carried. Here padded steps neither enter the statistics nor receive them.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -17,6 +18,9 @@ class MaskedBatchNorm(nn.Module):
 
     In eval mode a sample embeds exactly as it would alone, as every other
     embedding does; in training the statistics are the batch's, as in any BatchNorm.
+    Without padding (fixed-length series, the common case) and in eval mode this is
+    torch's own ``batch_norm``: one fused pass forward and one back, where the same
+    statistics taken op by op make several, on the stem's largest activations.
     """
 
     def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5):
@@ -28,23 +32,20 @@ class MaskedBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(channels))
 
     def forward(self, x: Tensor, keep: Tensor | None) -> Tensor:
-        """x (B, T, C), keep (B, T, 1) with 1 at real steps, or None when every step is real."""
-        if self.training:
-            mean, var = self._batch_statistics(x, keep)
-        else:
-            mean, var = self.running_mean, self.running_var
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        """x (B, C, T), as Conv1d writes it; keep (B, 1, T) with 1 at real steps, or None when every step is real."""
+        if keep is None or not self.training:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                training=self.training, momentum=self.momentum, eps=self.eps)
+        mean, var = self._masked_statistics(x, keep)
+        shape = (1, -1, 1)
+        scale = torch.rsqrt(var + self.eps) * self.weight
+        return (x - mean.view(shape)) * scale.view(shape) + self.bias.view(shape)
 
-    def _batch_statistics(self, x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
-        stats = x.float()
-        if keep is None:  # fixed-length series, the common case: no mask to multiply in
-            count = torch.tensor(float(stats.shape[0] * stats.shape[1]), device=x.device)
-            var, mean = torch.var_mean(stats, dim=(0, 1), correction=0)
-        else:
-            keep = keep.float()
-            count = keep.sum().clamp(min=1)
-            mean = (stats * keep).sum((0, 1)) / count
-            var = (((stats - mean) * keep) ** 2).sum((0, 1)) / count
+    def _masked_statistics(self, x: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
+        stats, keep = x.float(), keep.float()
+        count = keep.sum().clamp(min=1)  # every channel sees the same real steps
+        mean = (stats * keep).sum((0, 2)) / count
+        var = (((stats - mean[:, None]) * keep) ** 2).sum((0, 2)) / count
         with torch.no_grad():  # running variance unbiased, as torch's BatchNorm keeps it
             self.running_mean.lerp_(mean.detach(), self.momentum)
             self.running_var.lerp_(var.detach() * count / (count - 1).clamp(min=1), self.momentum)

@@ -65,11 +65,12 @@ class ConvStem(Embedding):
         return "stem=conv" + "-".join(str(k) for k in spec.kernels) + width + norm
 
     def forward(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        keep = None if mask is None else mask[..., None].to(x.dtype)  # (B, T, 1)
+        keep = None if mask is None else mask[:, None, :].to(x.dtype)  # (B, 1, T)
+        x = x.transpose(1, 2)  # (B, T, C) -> (B, C, T): the stem stays in Conv1d's layout
         for conv, norm in zip(self.convs, self.norms):
             if keep is not None:
                 x = x * keep
-            x = conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T, C) -> (B, C, T) -> (B, T, width)
-            x = F.gelu(norm(x, keep) if self.batch_norm else norm(x))
-        x, mask = patches(x, mask, self.patch)  # (B, T', patch * width), padded steps zeroed again
+            x = conv(x)  # (B, width, T)
+            x = F.gelu(norm(x, keep) if self.batch_norm else norm(x.transpose(1, 2)).transpose(1, 2))
+        x, mask = patches(x.transpose(1, 2), mask, self.patch)  # (B, T', patch * width), padded steps zeroed again
         return self.project(x), mask  # (B, T', D)

@@ -72,6 +72,15 @@ def test_without_padding_the_batch_norm_is_torchs():
     torch.testing.assert_close(norm.running_var, var, atol=1e-6, rtol=1e-5)
 
 
+def test_with_padding_the_batch_norm_is_torchs_over_the_real_steps():
+    module = stem((3,), norm="batch").train()
+    x, mask = padded_batch(length=13, dim=3)
+    conv = module.convs[0]((x * mask[..., None]).transpose(1, 2)).transpose(1, 2)[mask]  # (real steps, channels)
+    norm = module.norms[0]
+    real = F.batch_norm(conv.T[None], None, None, norm.weight, norm.bias, training=True)[0].T  # as one sample
+    torch.testing.assert_close(module(x, mask)[0][mask], module.project(F.gelu(real)), atol=1e-5, rtol=1e-5)
+
+
 def test_build_model_refuses_a_stem_for_token_inputs_in_one_line():
     arch = ArchSpec(d_model=16, blocks=(BlockSpec(MixerSpec("single", (A("dot", 4),))),),
                     embedding=EmbeddingSpec("conv", (3,)))
