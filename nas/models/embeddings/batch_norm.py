@@ -39,7 +39,7 @@ class MaskedBatchNorm(nn.Module):
         mean, var = self._masked_statistics(x, keep)
         shape = (1, -1, 1)
         scale = torch.rsqrt(var + self.eps) * self.weight
-        return (x - mean.view(shape)) * scale.view(shape) + self.bias.view(shape)
+        return ((x - mean.view(shape)) * scale.view(shape) + self.bias.view(shape)).to(x.dtype)  # as batch_norm
 
     def _masked_statistics(self, x: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
         stats, keep = x.float(), keep.float()

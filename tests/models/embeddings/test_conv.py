@@ -81,6 +81,14 @@ def test_with_padding_the_batch_norm_is_torchs_over_the_real_steps():
     torch.testing.assert_close(module(x, mask)[0][mask], module.project(F.gelu(real)), atol=1e-5, rtol=1e-5)
 
 
+def test_the_batch_norm_keeps_the_input_dtype_with_or_without_padding():
+    """Under bf16 autocast the stem's activations stay bf16 on both paths, as torch's batch_norm keeps them."""
+    norm = stem((3,), norm="batch").train().norms[0]
+    x, keep = torch.randn(4, 16, 13, dtype=torch.bfloat16), torch.ones(4, 1, 13, dtype=torch.bfloat16)
+    keep[1, :, 7:] = 0
+    assert norm(x, None).dtype == norm(x, keep).dtype == torch.bfloat16
+
+
 def test_build_model_refuses_a_stem_for_token_inputs_in_one_line():
     arch = ArchSpec(d_model=16, blocks=(BlockSpec(MixerSpec("single", (A("dot", 4),))),),
                     embedding=EmbeddingSpec("conv", (3,)))
