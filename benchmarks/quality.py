@@ -44,6 +44,7 @@ from torch import nn  # noqa: E402
 from nas.models.attention import get_attention  # noqa: E402
 from benchmarks import load_baseline, register_suite  # noqa: E402
 from benchmarks.attention import machine  # noqa: E402
+from benchmarks.quality_draws import write_draws  # noqa: E402
 from nas.training.device import resolve_device  # noqa: E402
 from nas.models.saved import ExportError  # noqa: E402
 from nas.results.baselines import minirocket_baseline  # noqa: E402
@@ -133,7 +134,8 @@ def quality_suite(out_dir: Path, device: str = "auto", quick: bool = False, tria
     """Search, export, baseline and references per task; writes quality.csv, quality.png and each export under
     ``out_dir/quality/<task>/``. ``seed`` seeds the searches (split, folds, sampler): one run is one draw of
     them, and a second seed shows how much a verdict rests on that draw; its files are ``quality_seed<S>.*``, so
-    it keeps the seed-0 table beside it."""
+    it keeps the seed-0 table beside it, and ``quality_draws.*`` sums up every draw there run with this budget
+    (:mod:`benchmarks.quality_draws`)."""
     names = chosen_tasks(tasks, quick)
     budget = budget_for(quick, trials, minutes, seeds, seed)
     device = str(resolve_device(device))
@@ -153,6 +155,7 @@ def _write(rows: list[dict[str, Any]], budget: Budget, device: str, out_dir: Pat
     stem = "quality" if budget.seed == 0 else f"quality_seed{budget.seed}"
     table.to_csv(out_dir / f"{stem}.csv", index=False)
     _plot(table, out_dir / f"{stem}.png")
+    write_draws(out_dir, budget.describe())
     return table
 
 
