@@ -73,7 +73,7 @@ def write_draws(out_dir: Path, budget: str) -> pd.DataFrame:
     """``quality_draws.csv`` and ``.png`` from every draw in ``out_dir`` run with ``budget``; nothing where fewer
     than two draws share it (one draw is the suite's own table)."""
     rows = run_with(draw_tables(out_dir), budget)
-    summary = summarise_draws(rows)
+    summary = summarise_draws(rows) if len(rows) else pd.DataFrame()
     if summary.empty or summary["draws"].max() < 2:
         return pd.DataFrame()
     summary.to_csv(out_dir / "quality_draws.csv", index=False)

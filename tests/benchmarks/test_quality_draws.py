@@ -58,3 +58,9 @@ def test_other_budgets_copies_and_single_draws_are_left_out(tmp_path, budget):
     assert summary.loc["ucr:GunPoint", "seeds"] == "0 1"
     mqar = summary.loc["mqar"]  # one draw, no peers: no spread and no verdict rather than a made-up one
     assert mqar["draws"] == 1 and math.isnan(mqar["test_acc_std"]) and math.isnan(mqar["minirocket_test_acc_mean"])
+
+
+def test_tables_without_a_seed_column_are_no_draws(tmp_path, budget):
+    """An older suite's table names no seed: it is skipped, and the run that writes beside it goes on."""
+    draw(0, {"ucr:GunPoint": (0.96, 0.92, 0.99)}).drop(columns="seed").to_csv(tmp_path / "quality.csv", index=False)
+    assert write_draws(tmp_path, budget.describe()).empty
