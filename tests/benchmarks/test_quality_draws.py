@@ -58,6 +58,7 @@ def test_other_budgets_copies_and_single_draws_are_left_out(tmp_path, budget):
     assert summary.loc["ucr:GunPoint", "seeds"] == "0 1"
     mqar = summary.loc["mqar"]  # one draw, no peers: no spread and no verdict rather than a made-up one
     assert mqar["draws"] == 1 and math.isnan(mqar["test_acc_std"]) and math.isnan(mqar["minirocket_test_acc_mean"])
+    assert pd.isna(mqar["beats_transformer"]) and pd.isna(mqar["within_3_of_minirocket"])  # its row says False
 
 
 def test_tables_without_a_seed_column_are_no_draws(tmp_path, budget):
