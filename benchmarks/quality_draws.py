@@ -66,7 +66,7 @@ def summarise_draws(rows: pd.DataFrame) -> pd.DataFrame:
     if not summary:
         return pd.DataFrame()
     return pd.DataFrame(summary).astype({target: "Int64" for target in TARGETS}).assign(
-        budget=same_budget(rows["budget"].iloc[-1]), machine=rows["machine"].iloc[-1])
+        budget=same_budget(rows["budget"].iloc[-1]), machine=" / ".join(rows["machine"].unique()))
 
 
 def write_draws(out_dir: Path, budget: str) -> pd.DataFrame:

@@ -56,6 +56,7 @@ def test_other_budgets_copies_and_single_draws_are_left_out(tmp_path, budget):
         tmp_path / "quality_seed1.csv", index=False)
     summary = write_draws(tmp_path, budget.describe()).set_index("task")
     assert summary.loc["ucr:GunPoint", "seeds"] == "0 1"
+    assert summary.loc["ucr:GunPoint", "machine"] == "test"  # one machine named once; several, each named
     mqar = summary.loc["mqar"]  # one draw, no peers: no spread and no verdict rather than a made-up one
     assert mqar["draws"] == 1 and math.isnan(mqar["test_acc_std"]) and math.isnan(mqar["minirocket_test_acc_mean"])
     assert pd.isna(mqar["beats_transformer"]) and pd.isna(mqar["within_3_of_minirocket"])  # its row says False
