@@ -1,6 +1,11 @@
 """k-fold cross-validation of one candidate: the folds train in step, one epoch each in turn, so that the
 pruner and the choice of the best epoch see the mean fold curve as it grows, not one fold's noise.
 
+The best epoch is chosen on that curve's trailing mean over a few epochs (:func:`smoothing_window`): folds of a
+few series move the mean by a whole series per epoch, so the raw curve's maximum is often one lucky epoch above a
+plateau. Scored by that spike, a candidate looks better than it is, noisy candidates look best of all, and the
+final retrain stops where the plateau first falls more than a standard error below the spike.
+
 >>> trainers = [Trainer(fold, "cpu") for fold in cv_folds(task, 5, seed=0)]  # once per search, not per trial
 >>> result = fit_folds(trainers, lambda: build_model(spec, task.input_spec, seed=0), config)
 >>> result.best_metric, result.val_std, result.best_epoch
@@ -18,6 +23,8 @@ from torch import nn
 
 from nas.training.trainer import FitResult, Session, TrainConfig, Trainer, fit_schedule, note_fitted_schedule, snapshot
 
+MAX_WINDOW = 10  # epochs; a trailing mean over more would lag a curve that still climbs
+
 
 def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], config: TrainConfig,
               on_epoch: Callable[[int, float], bool] | None = None) -> FitResult:
@@ -25,11 +32,12 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
     for ``config.max_epochs`` epochs, in step.
 
     After each epoch ``on_epoch(epoch, mean)`` sees the mean validation value over the folds and may stop the
-    run (pruned). The result's curve is that mean; its best epoch is the last best of the mean curve, with each
-    fold's value there in ``fold_metrics`` and each fold model's test value there in ``fold_tests``
-    (``test_metric`` is their mean), and each fold's validation loss there in ``fold_losses`` (a finer score
-    where accuracies tie). ``best_state`` holds the first fold's weights at that epoch.
-    ``retrain_epochs``, the final retrain's length, is the last epoch within one standard error of the best
+    run (pruned). The result's curve is that mean. Its best epoch is the last best of the curve's trailing mean
+    over :func:`smoothing_window` epochs, and ``best_metric`` that trailing mean, with each fold's trailing mean
+    there in ``fold_metrics``, each fold model's test value at that epoch in ``fold_tests`` (``test_metric`` is
+    their mean), and each fold's validation loss there in ``fold_losses`` (a finer score where accuracies tie).
+    ``best_state`` holds the first fold's weights at that epoch. ``retrain_epochs``, the final retrain's
+    length, is the last epoch whose trailing mean is within one standard error of the best
     (see :func:`last_within_noise`).
     ``config.time_limit`` bounds all folds together, and their schedule is fitted to it as in
     :meth:`Trainer.fit`. Not resumable: a retry trains from the start.
@@ -40,6 +48,9 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
     runs = [Session(trainer, make_model(), config) for trainer in trainers]
     result = FitResult(trainers[0].metric)
     best_states: list[dict[str, torch.Tensor]] = []
+    window = smoothing_window(config.max_epochs)
+    fold_curves: list[list[float]] = [[] for _ in runs]
+    smoothed: list[float] = []
     start = time.perf_counter()
     deadline = None if config.time_limit is None else start + config.time_limit
     epoch = 1
@@ -62,8 +73,12 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
             break
         mean = sum(values) / len(values)
         result.val_history.append(mean)
-        if trainers[0].improves(mean, result.best_metric) or mean == result.best_metric:  # a tie: the later epoch
-            result.best_metric, result.best_epoch, result.fold_metrics = mean, epoch, values
+        for curve, value in zip(fold_curves, values):
+            curve.append(value)
+        fold_means = [_tail_mean(curve, window) for curve in fold_curves]
+        smoothed.append(_tail_mean(result.val_history, window))
+        if trainers[0].improves(smoothed[-1], result.best_metric) or smoothed[-1] == result.best_metric:
+            result.best_metric, result.best_epoch, result.fold_metrics = smoothed[-1], epoch, fold_means  # ties: later
             best_states = [snapshot(run.model) for run in runs]
         if on_epoch is not None and on_epoch(epoch, mean):
             result.stop_reason, result.pruned = f"pruned after epoch {epoch}", True
@@ -74,7 +89,7 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
         epoch += 1
     note_fitted_schedule(result, runs[0], config)
     if result.fold_metrics is not None:
-        result.retrain_epochs = last_within_noise(result.val_history, result.fold_metrics, trainers[0].larger_is_better)
+        result.retrain_epochs = last_within_noise(smoothed, result.fold_metrics, trainers[0].larger_is_better)
     result.train_seconds = time.perf_counter() - start
     result.steps = sum(run.steps for run in runs)
     if best_states:
@@ -88,9 +103,20 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
     return result
 
 
+def _tail_mean(curve: list[float], window: int) -> float:
+    tail = curve[-window:]
+    return sum(tail) / len(tail)
+
+
+def smoothing_window(max_epochs: int) -> int:
+    """Epochs in the trailing mean that picks the best epoch: a twentieth of the budget, from 1 (short runs, whose
+    every epoch matters) to 10 (long runs, whose noise does)."""
+    return max(1, min(MAX_WINDOW, max_epochs // 20))
+
+
 def last_within_noise(curve: list[float], best_folds: list[float], larger_is_better: bool = True) -> int:
-    """The last epoch (1-based) whose fold mean is within one standard error of the best mean (``best_folds``
-    are the folds' values at the best epoch).
+    """The last epoch (1-based) whose value on ``curve`` (the folds' mean) is within one standard error of the best
+    (``best_folds`` are the folds' values at the best epoch).
 
     On a small set the folds hold a few series each, so the mean curve's maximum is one noisy draw on a long
     plateau, and its epoch a lottery, while the models go on widening their margins (test accuracy on such sets
@@ -104,4 +130,4 @@ def last_within_noise(curve: list[float], best_folds: list[float], larger_is_bet
     return close[-1]
 
 
-__all__ = ["fit_folds", "last_within_noise"]
+__all__ = ["fit_folds", "last_within_noise", "smoothing_window"]

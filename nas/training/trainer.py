@@ -67,7 +67,7 @@ class FitResult:
     pruned: bool = False
     train_seconds: float = 0.0
     steps: int = 0  # optimiser steps taken (over every fold when cross-validated)
-    fold_metrics: list[float] | None = None  # cross-validation: each fold's value at the best mean epoch
+    fold_metrics: list[float] | None = None  # cross-validation: each fold's trailing mean at the best epoch
     fold_tests: list[float] | None = None  # cross-validation: each fold model's test value at that epoch
     fold_losses: list[float] | None = None  # cross-validation: each fold's validation loss at that epoch
     schedule_epochs: int | None = None  # epochs the learning-rate schedule spanned: fewer than asked when fitted

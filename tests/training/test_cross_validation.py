@@ -10,7 +10,7 @@ import torch
 from nas.data.folds import cv_folds
 from nas.models.model import build_model
 from nas.training import cross_validation, trainer as trainer_module
-from nas.training.cross_validation import fit_folds, last_within_noise
+from nas.training.cross_validation import fit_folds, last_within_noise, smoothing_window
 from nas.training.trainer import TrainConfig, Trainer
 from tests.training.test_trainer import SPEC, task, tick
 
@@ -89,7 +89,28 @@ def test_the_retrain_takes_the_last_epoch_the_folds_cannot_tell_from_the_best():
     assert last_within_noise([3.0, 1.0, 1.03, 2.0], [0.9, 1.1, 1.0, 1.0], larger_is_better=False) == 3
 
 
+LONG = TrainConfig(max_epochs=60, batch_size=32, lr=3e-3, seed=1)  # a trailing mean over 3 epochs
+
+
+def trailing(curve, window):
+    return [sum(curve[max(0, i + 1 - window):i + 1]) / len(curve[max(0, i + 1 - window):i + 1])
+            for i in range(len(curve))]
+
+
+def test_the_best_epoch_is_the_best_of_a_trailing_mean_not_one_lucky_epoch():
+    """Folds of a few samples move the mean by a whole sample an epoch: a one-epoch spike must not score the
+    candidate, so each fold's value at the best epoch is its mean over the last few epochs."""
+    assert [smoothing_window(e) for e in (4, 39, 60, 625)] == [1, 1, 3, 10]
+    result = fit_folds(folds(), make, LONG)
+    alone = [trainer.fit(make(), LONG).val_history for trainer in folds()]
+    smoothed = trailing(result.val_history, 3)
+    assert result.best_metric == pytest.approx(max(smoothed), abs=1e-9)
+    assert result.best_epoch == max(e for e, v in enumerate(smoothed, start=1) if v == pytest.approx(max(smoothed)))
+    assert result.fold_metrics == pytest.approx([trailing(curve, 3)[result.best_epoch - 1] for curve in alone])
+    assert max(result.val_history) > result.best_metric  # the raw curve's spike is not the score
+
+
 def test_a_cross_validated_run_records_its_retrain_length():
-    result = fit_folds(folds(), make, CONFIG)
-    expected = last_within_noise(result.val_history, result.fold_metrics)
+    result = fit_folds(folds(), make, LONG)
+    expected = last_within_noise(trailing(result.val_history, 3), result.fold_metrics)
     assert result.retrain_epochs == expected >= result.best_epoch
