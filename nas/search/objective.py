@@ -159,7 +159,7 @@ class Objective:
         if result.fold_metrics is not None:
             setup["cv"] = {"folds": len(result.fold_metrics), "std": result.val_std, "values": result.fold_metrics,
                            "tests": result.fold_tests, "losses": result.fold_losses,
-                           "retrain_epochs": result.retrain_epochs}
+                           "retrain_epochs": result.retrain_epochs, "smoothing": result.smoothing}
         trial.set_user_attr(RESULT, setup)
         flat = {BEST_VAL: result.best_metric, TEST: result.test_metric, **cost}
         if result.stop_reason:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.training.cross_validation import smoothing_window
 
 ARCH, SUMMARY, RESULT, REASON = "arch", "summary", "result", "reason"
 BEST_VAL, TEST = "best_val", "test"
@@ -44,5 +46,21 @@ def fold_loss(trial: FrozenTrial) -> float | None:
     return sum(losses) / len(losses) if losses else None
 
 
+def scored_by_spike(trials: list[FrozenTrial]) -> str | None:
+    """A sentence naming the complete cross-validated trials an older version scored by their mean fold curve's
+    best single epoch rather than its trailing mean (their record names no ``smoothing``), where the two differ:
+    such a trial ranks above one scored now for the same curve. None when there are none."""
+    old = [t.number for t in trials if t.state == TrialState.COMPLETE and "cv" in result_of(t)
+           and "smoothing" not in result_of(t)["cv"]
+           and smoothing_window(int(result_of(t).get("train", {}).get("max_epochs", 1))) > 1]
+    if not old:
+        return None
+    listed = ", ".join(map(str, old[:5])) + (f" and {len(old) - 5} more" if len(old) > 5 else "")
+    return (f"{len(old)} trial(s) of this study ({listed}) were scored by an older version, by their fold curve's "
+            f"best single epoch; trials scored now take its trailing mean, which ranks the same curve lower. To "
+            f"compare like with like, search again under a new --study name.")
+
+
 __all__ = ["ARCH", "BEST_VAL", "COST_ATTRS", "FLAT", "PROBES", "REASON", "RESULT", "RETRY_OF", "SUMMARY", "TEST",
-           "fold_loss", "recorded", "result_of"]
+           "fold_loss", "recorded", "result_of",
+           "scored_by_spike"]

@@ -24,6 +24,7 @@ from nas.search.heartbeat import fail_stale
 from nas.search.interrupt import InterruptGuard
 from nas.search.loop import run_trials
 from nas.search.progress import FINISHED, print_summary
+from nas.search.record import scored_by_spike
 from nas.search.space import SearchSpace, load_space
 from nas.search.storage import default_url, open_storage
 from nas.search.study import (check_resume, curve_pruning, load_search_study, search_objectives, study_attrs,
@@ -83,6 +84,8 @@ def _search_in(storage: optuna.storages.BaseStorage, config: SearchConfig, space
           + (f", objectives {','.join(goals)}" if len(goals) > 1 else ""), file=out)
     if note := crowding(devices):
         print(note, file=out)
+    if mixed := scored_by_spike(existing):
+        print(f"note: {mixed}", file=out)
     if stored is None and config.portfolio and space.portfolio:
         entries = space.portfolio_params(task.input_spec)[:config.trials]
         enqueue_portfolio(study, entries)
@@ -119,7 +122,6 @@ def _finish(study: optuna.Study, config: SearchConfig, status: str, larger_is_be
                   directions=[d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions],
                   results_dir=config.results_dir)
     return SearchOutcome(status, study.study_name, url, finished, config.trials)
-
 
 
 __all__ = ["run_search"]

@@ -48,7 +48,7 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
     runs = [Session(trainer, make_model(), config) for trainer in trainers]
     result = FitResult(trainers[0].metric)
     best_states: list[dict[str, torch.Tensor]] = []
-    window = smoothing_window(config.max_epochs)
+    window = result.smoothing = smoothing_window(config.max_epochs)
     fold_curves: list[list[float]] = [[] for _ in runs]
     smoothed: list[float] = []
     start = time.perf_counter()

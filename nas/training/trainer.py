@@ -72,6 +72,7 @@ class FitResult:
     fold_losses: list[float] | None = None  # cross-validation: each fold's validation loss at that epoch
     schedule_epochs: int | None = None  # epochs the learning-rate schedule spanned: fewer than asked when fitted
     retrain_epochs: int | None = None  # cross-validation: the final retrain's length (see ``fit_folds``)
+    smoothing: int | None = None  # cross-validation: epochs in the trailing mean that chose the best epoch
 
     @property
     def val_std(self) -> float | None:

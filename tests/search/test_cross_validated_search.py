@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import optuna
@@ -10,7 +11,8 @@ import pytest
 
 from nas.cli import search_main
 from nas.search.config import SearchConfig
-from nas.search.record import BEST_VAL, REASON, result_of
+from nas.search.record import BEST_VAL, REASON, RESULT, result_of, scored_by_spike
+from nas.results.report.writer import write_report
 from nas.search.run import run_search
 from nas.training import cross_validation, trainer as trainer_module
 from tests.training.test_trainer import tick
@@ -65,3 +67,28 @@ def test_a_fold_count_the_data_cannot_give_is_one_line_and_touches_nothing(tmp_p
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(message) and err.count("\n") == 1
     assert not list((tmp_path / "results").glob("*.db"))
+
+
+def test_resuming_a_study_scored_by_single_epoch_peaks_says_so(tmp_path):
+    """Trials recorded before the trailing mean (no ``smoothing`` in their record) rank above today's for the same
+    curve; resuming such a study, and reporting it, names them."""
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    config = SearchConfig(task=small_file(tmp_path), space="tiny", trials=1, max_epochs=40, pruner="none", folds=2,
+                          study="now", storage=storage, results_dir=str(tmp_path), quiet=True)
+    run_search(config, out=io.StringIO())
+    now = optuna.load_study(study_name="now", storage=storage)
+    trial, record = now.trials[0], result_of(now.trials[0])
+    assert record["cv"]["smoothing"] == 2 and scored_by_spike(now.trials) is None  # a twentieth of 40 epochs
+    older = optuna.create_study(study_name="older", storage=storage, direction="maximize")
+    for key, value in now.user_attrs.items():
+        older.set_user_attr(key, value)
+    cv = {k: v for k, v in record["cv"].items() if k != "smoothing"}
+    older.add_trial(optuna.trial.create_trial(params=trial.params, distributions=trial.distributions,
+                                              value=trial.value,
+                                              user_attrs={**trial.user_attrs, RESULT: {**record, "cv": cv}}))
+    out = io.StringIO()
+    run_search(replace(config, trials=2, study="older"), out=out)
+    assert "note: 1 trial(s) of this study (0) were scored by an older version" in out.getvalue()
+    report = write_report(optuna.load_study(study_name="older", storage=storage), tmp_path / "report",
+                          results_dir=str(tmp_path), baselines=False)
+    assert any(note.startswith("1 trial(s) of this study (0) were scored") for note in report.notes)

@@ -21,7 +21,7 @@ from nas.results.report.tables import (best_so_far, cost_front, families, family
 from nas.results.study import objectives, ranked_trials, state_counts
 from nas.models.spec import ArchSpec
 from nas.results.profile import capability_panel, load_profile, profile_path
-from nas.search.record import ARCH, recorded
+from nas.search.record import ARCH, recorded, scored_by_spike
 from nas.search.storage import display_url
 
 ATTENTION_SAMPLES = 3
@@ -57,6 +57,7 @@ def write_report(study: optuna.Study, out_dir: str | Path, *, top: int = 10, exp
     metric = study.user_attrs.get("metric", "metric")
     best = ranked_trials(study)[0]
     report = Report(out, full.head(top))
+    report.notes += [mixed] if (mixed := scored_by_spike(study.get_trials(deepcopy=False))) else []
     full.to_csv(out / "ranking.csv", index=False)
     report.files.append(out / "ranking.csv")
     figures: dict[str, Path | None] = {
