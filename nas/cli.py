@@ -249,6 +249,7 @@ def export_main(argv: list[str] | None = None) -> int:
     from nas.results.export import export_trial
     from nas.results.final import SEEDS, TOP_K
     from nas.results.study import open_study, resolve_study
+    from nas.search.record import scored_by_spike
 
     parser = _Parser(prog="export.py",
                      description="Export the final model as a folder that load_model rebuilds: by default the top "
@@ -284,6 +285,8 @@ def export_main(argv: list[str] | None = None) -> int:
         name, url = resolve_study(args.study, args.storage, args.results)
         study = open_study(name, url)
         out = args.out or study_dir(args.results, name) / "best"
+        if mixed := scored_by_spike(study.get_trials(deepcopy=False)):
+            print(f"note: {mixed}", flush=True)
         if final:
             kept = "the first seed" if args.one_seed or args.final_seeds == 1 else "their ensemble"
             print(f"final model: rescoring the top {args.top_k} candidates of study {name!r} on validation, "

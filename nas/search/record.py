@@ -62,5 +62,4 @@ def scored_by_spike(trials: list[FrozenTrial]) -> str | None:
 
 
 __all__ = ["ARCH", "BEST_VAL", "COST_ATTRS", "FLAT", "PROBES", "REASON", "RESULT", "RETRY_OF", "SUMMARY", "TEST",
-           "fold_loss", "recorded", "result_of",
-           "scored_by_spike"]
+           "fold_loss", "recorded", "result_of", "scored_by_spike"]

@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 import pytest
 
-from nas.cli import search_main
+from nas.cli import export_main, search_main
 from nas.search.config import SearchConfig
 from nas.search.record import BEST_VAL, REASON, RESULT, result_of, scored_by_spike
 from nas.results.report.writer import write_report
@@ -69,9 +69,9 @@ def test_a_fold_count_the_data_cannot_give_is_one_line_and_touches_nothing(tmp_p
     assert not list((tmp_path / "results").glob("*.db"))
 
 
-def test_resuming_a_study_scored_by_single_epoch_peaks_says_so(tmp_path):
+def test_resuming_a_study_scored_by_single_epoch_peaks_says_so(tmp_path, capsys):
     """Trials recorded before the trailing mean (no ``smoothing`` in their record) rank above today's for the same
-    curve; resuming such a study, and reporting it, names them."""
+    curve; resuming such a study, reporting it and exporting from it name them."""
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     config = SearchConfig(task=small_file(tmp_path), space="tiny", trials=1, max_epochs=40, pruner="none", folds=2,
                           study="now", storage=storage, results_dir=str(tmp_path), quiet=True)
@@ -92,3 +92,6 @@ def test_resuming_a_study_scored_by_single_epoch_peaks_says_so(tmp_path):
     report = write_report(optuna.load_study(study_name="older", storage=storage), tmp_path / "report",
                           results_dir=str(tmp_path), baselines=False)
     assert any(note.startswith("1 trial(s) of this study (0) were scored") for note in report.notes)
+    assert export_main(["--study", "older", "--storage", storage, "--results", str(tmp_path), "--search-weights",
+                        "--out", str(tmp_path / "best")]) == 0
+    assert "note: 1 trial(s) of this study (0) were scored" in capsys.readouterr().out
