@@ -50,9 +50,9 @@ def scored_by_spike(trials: list[FrozenTrial]) -> str | None:
     """A sentence naming the complete cross-validated trials an older version scored by their mean fold curve's
     best single epoch rather than its trailing mean (their record names no ``smoothing``), where the two differ:
     such a trial ranks above one scored now for the same curve. None when there are none."""
-    old = [t.number for t in trials if t.state == TrialState.COMPLETE and "cv" in result_of(t)
-           and "smoothing" not in result_of(t)["cv"]
-           and smoothing_window(int(result_of(t).get("train", {}).get("max_epochs", 1))) > 1]
+    records = {t.number: result_of(t) for t in trials if t.state == TrialState.COMPLETE}
+    old = [number for number, record in records.items() if "smoothing" not in record.get("cv", {"smoothing": None})
+           and smoothing_window(int(record.get("train", {}).get("max_epochs", 1))) > 1]
     if not old:
         return None
     listed = ", ".join(map(str, old[:5])) + (f" and {len(old) - 5} more" if len(old) > 5 else "")

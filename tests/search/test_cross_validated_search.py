@@ -95,3 +95,16 @@ def test_resuming_a_study_scored_by_single_epoch_peaks_says_so(tmp_path, capsys)
     assert export_main(["--study", "older", "--storage", storage, "--results", str(tmp_path), "--search-weights",
                         "--out", str(tmp_path / "best")]) == 0
     assert "note: 1 trial(s) of this study (0) were scored" in capsys.readouterr().out
+
+
+def test_only_long_cross_validated_trials_without_a_smoothing_record_are_named():
+    """Under 40 epochs both rules pick the same epoch, and a trial not cross-validated was never smoothed."""
+    def trial(number: int, record: dict) -> optuna.trial.FrozenTrial:
+        made = optuna.trial.create_trial(value=0.5, user_attrs={RESULT: record})
+        made.number = number
+        return made
+
+    trials = [trial(0, {"cv": {}, "train": {"max_epochs": 60}}), trial(1, {"cv": {}, "train": {"max_epochs": 20}}),
+              trial(2, {"cv": {"smoothing": 3}, "train": {"max_epochs": 60}}), trial(3, {"train": {"max_epochs": 60}})]
+    assert scored_by_spike(trials).startswith("1 trial(s) of this study (0) were scored")
+    assert scored_by_spike(trials[1:]) is None
