@@ -233,14 +233,17 @@ def search(name: str, budget: Budget, work: Path, device: str) -> tuple[optuna.S
 
 def baseline_row(task: Task, spec: ArchSpec, final: dict[str, Any], params: int, device: str) -> dict[str, Any]:
     """The size-matched Transformer, trained like the final model (its recipe, epochs and seeds, on train +
-    validation); NaN for per-token tasks: it predicts one label a sequence."""
+    validation) but never augmented: a stock Transformer is trained on its data as given, and augmentation that
+    suits the winner's convolutional stem can cost a model that reads fixed positions. NaN for per-token tasks:
+    it predicts one label a sequence."""
     if task.input_spec.per_token:
         return dict.fromkeys(BASELINE_COLUMNS, math.nan)
     sizes = baseline_sizes(task.input_spec, params, depth=len(spec.blocks), patch=spec.patch)
     winner = next(c for c in final["candidates"] if c["trial"] == final["winner"])
     tests, models = [], []
     for seed in final["seeds"]:
-        config = replace(TrainConfig(**final["recipe"]), max_epochs=final["epochs"], seed=seed, time_limit=None)
+        config = replace(TrainConfig(**final["recipe"]), max_epochs=final["epochs"], seed=seed, time_limit=None,
+                         augment="none")
         model = _baseline(task.input_spec, sizes, spec.patch, spec.dropout, seed=seed)
         tests.append(retrain_final(task, model, config, device))
         models.append(model)

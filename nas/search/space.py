@@ -29,6 +29,7 @@ from nas.search.portfolio import Candidate, Preset, parse_portfolio
 from nas.data.spec import InputSpec
 from nas.models.spec import (ACTIVATIONS, MERGES, POSITIONS, READOUTS, TOPOLOGIES, ArchSpec, AttentionSpec, BlockSpec,
                              EmbeddingSpec, MixerSpec)
+from nas.training.augment import AUGMENTS
 from nas.training.trainer import TrainConfig
 
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
@@ -68,6 +69,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "weight_decay": Key("float", 0.01, 0),
         "batch_size": Key("int", 64, 1),
         "warmup": Key("float", 0.05, 0, 1),
+        "augment": Key("name", "none", names=lambda: AUGMENTS),
     },
 }
 
@@ -280,6 +282,7 @@ class SearchSpace:
             weight_decay=draw(trial, "weight_decay", "train.weight_decay"),
             batch_size=draw(trial, "batch_size", "train.batch_size"),
             warmup=draw(trial, "warmup", "train.warmup"),
+            augment=draw(trial, "augment", "train.augment") if patchable else "none",
         )
         return spec, train
 

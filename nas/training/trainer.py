@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nas.training.augment import AUGMENTS, augment
 from nas.training.device import resolve_device
 from nas.data import IGNORE_INDEX, Split, Task
 
@@ -40,16 +41,18 @@ class TrainConfig:
     grad_clip: float = 1.0
     time_limit: float | None = None  # seconds of training; the best epoch so far stands when it runs out
     seed: int = 0
+    augment: str = "none"  # train-time change of each batch of series (see nas.training.augment)
 
     def __post_init__(self) -> None:
         checks = {
             "lr": self.lr > 0, "weight_decay": self.weight_decay >= 0, "batch_size": self.batch_size >= 1,
             "warmup": 0 <= self.warmup < 1, "max_epochs": self.max_epochs >= 1, "grad_clip": self.grad_clip > 0,
-            "time_limit": self.time_limit is None or self.time_limit > 0,
+            "time_limit": self.time_limit is None or self.time_limit > 0, "augment": self.augment in AUGMENTS,
         }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(f"TrainConfig {name}={getattr(self, name)!r} is out of range")
+                allowed = f"; allowed: {', '.join(AUGMENTS)}" if name == "augment" else ""
+                raise ValueError(f"TrainConfig {name}={getattr(self, name)!r} is out of range{allowed}")
 
 
 @dataclass
@@ -259,6 +262,7 @@ class Session:
         order = torch.randperm(len(trainer.train), generator=self.shuffle).to(trainer.device)
         loss_sum = torch.zeros((), device=trainer.device)
         for x, mask, y in trainer.batches(trainer.train, order, config.batch_size):
+            x = augment(config.augment, x, mask, self.shuffle)
             with trainer.autocast():
                 loss = trainer.loss(model(x, mask), y)
             self.optimizer.zero_grad(set_to_none=True)

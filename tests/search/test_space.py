@@ -240,3 +240,14 @@ def test_each_input_draws_only_the_embeddings_that_can_read_it():
     drawn = {kind: {space.sample(trial, kind)[0].embedding.type for trial in random_trials(60, seed=2)}
              for kind in (SERIES, TOKENS)}
     assert drawn[SERIES] == {"linear", "conv"} and drawn[TOKENS] == {"linear", "shortconv"}
+
+
+def test_augmentation_is_drawn_for_whole_series_only_and_refuses_unknown_names():
+    space = SearchSpace.from_dict({"train": {"augment": ["none", "scale_jitter_slice"]}})
+    assert {space.sample(t, SERIES)[1].augment for t in random_trials(30)} == {"none", "scale_jitter_slice"}
+    tokens = list(random_trials(10))
+    assert {space.sample(t, TOKENS)[1].augment for t in tokens} == {"none"}
+    assert not any("augment" in name for t in tokens for name in t.params), "token ids never draw it"
+    assert {load_space("default").sample(t, SERIES)[1].augment for t in random_trials(5)} == {"none"}
+    with pytest.raises(SpaceError, match=r"train.augment.*'flip'.*scale_jitter_slice"):
+        SearchSpace.from_dict({"train": {"augment": ["none", "flip"]}})

@@ -223,8 +223,9 @@ def test_cuda_fit_uses_bf16_autocast_and_learns():
     assert result.best_metric > 0.6 and torch.backends.cuda.matmul.allow_tf32
 
 
-def test_a_run_resumed_from_its_checkpoint_matches_the_run_never_stopped(tmp_path):
-    trainer, config = Trainer(task(), "cpu"), TrainConfig(max_epochs=4, seed=3, lr=3e-3)
+@pytest.mark.parametrize("augment", ["none", "scale_jitter_slice"])
+def test_a_run_resumed_from_its_checkpoint_matches_the_run_never_stopped(tmp_path, augment):
+    trainer, config = Trainer(task(), "cpu"), TrainConfig(max_epochs=4, seed=3, lr=3e-3, augment=augment)
     whole = trainer.fit(build_model(SPEC, trainer.input_spec, seed=0), config)
     path = tmp_path / "trial_0.pt"
 
