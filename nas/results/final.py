@@ -126,7 +126,7 @@ def top_candidates(study: optuna.Study, top_k: int, trial: int | None = None) ->
     picked, seen = [], set()
     for t in ranked_trials(study):
         train = result_of(t).get("train", {})
-        key = (t.user_attrs.get(ARCH), *(train.get(k) for k in ("lr", "weight_decay", "batch_size", "warmup")))
+        key = (t.user_attrs.get(ARCH), *(train.get(k) for k in ("lr", "weight_decay", "batch_size", "warmup", "augment")))
         if key not in seen and ARCH in t.user_attrs and train:
             seen.add(key)
             picked.append(t)

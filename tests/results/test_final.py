@@ -14,7 +14,7 @@ from nas import CompositeModel, SeedEnsemble, load_model
 from nas.cli import export_main
 from nas.data import load_task
 from nas.results.export import export_trial
-from nas.results.final import Candidate, final_model, final_seeds, pick_winner
+from nas.results.final import Candidate, final_model, final_seeds, pick_winner, top_candidates
 from nas.training.trainer import TrainConfig
 from tests.support.studies import hand_study, tiny_study
 
@@ -65,8 +65,8 @@ def test_the_same_call_gives_the_same_scores(tiny, task):
     assert first.test_per_seed == again.test_per_seed and first.candidates[0].values == again.candidates[0].values
 
 
-def cv_row(best_val: float, test: float, lr: float) -> dict:
-    train = asdict(TrainConfig(lr=lr, max_epochs=2, batch_size=256))
+def cv_row(best_val: float, test: float, lr: float, augment: str = "none") -> dict:
+    train = asdict(TrainConfig(lr=lr, max_epochs=2, batch_size=256, augment=augment))
     result = {"train": train, "best_epoch": 1, "cv": {"folds": 5, "std": 0.01, "values": [best_val] * 5}}
     return {"values": [best_val], "best_val": best_val, "test": test, "result": result}
 
@@ -82,6 +82,12 @@ def test_cross_validated_candidates_keep_their_fold_mean_and_test_never_decides(
     assert done.winner.trial.number == 0  # the best fold mean, though the other tested better
     assert fits == [len(task.train) + len(task.val)] * 2  # only the final runs trained, on the merged set
     assert done.config.max_epochs == 1  # the recorded best epoch
+
+
+def test_the_same_model_trained_with_and_without_augmentation_is_two_candidates():
+    study = hand_study([cv_row(0.90, 0.9, 1e-3), cv_row(0.88, 0.9, 1e-3, "scale_jitter_slice"),
+                        cv_row(0.85, 0.9, 1e-3)])
+    assert [t.number for t in top_candidates(study, 3)] == [0, 1]
 
 
 def test_a_cross_validated_winner_retrains_for_its_recorded_retrain_length(task):
