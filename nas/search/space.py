@@ -273,6 +273,7 @@ class SearchSpace:
         position = draw(trial, "position", "model.position", positions)
         readout = draw(trial, "readout", "model.readout")
         patchable = input_spec is None or (input_spec.kind == "continuous" and not input_spec.per_token)
+        classifies = input_spec is None or input_spec.target == "classification"  # augmentation keeps classes only
         patch = draw(trial, "patch", "model.patch", self._patches(input_spec)) if patchable else 1
         embedding = self._embedding(trial, input_spec)
         dropout = draw(trial, "dropout", "model.dropout")
@@ -282,7 +283,7 @@ class SearchSpace:
             weight_decay=draw(trial, "weight_decay", "train.weight_decay"),
             batch_size=draw(trial, "batch_size", "train.batch_size"),
             warmup=draw(trial, "warmup", "train.warmup"),
-            augment=draw(trial, "augment", "train.augment") if patchable else "none",
+            augment=draw(trial, "augment", "train.augment") if patchable and classifies else "none",
         )
         return spec, train
 

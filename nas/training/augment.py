@@ -6,8 +6,9 @@ learning the shape.
 of its spread, and stretches a random window of nine tenths of it back to its length (window slicing, Le Guennec
 et al. 2016; the transforms the surveys list as safe for classification, Um et al. 2017, Iwana and Uchida 2021).
 A padded series is sliced within its own length, so padding stays where the mask says. It suits models that read
-local shapes (a convolutional stem); one that reads fixed positions may lose by it, which is why the search
-chooses it per candidate. Token ids are never augmented: a space offers it only for continuous data.
+local shapes (a convolutional stem); one that reads fixed positions may lose by it, which is why a space that
+lists it leaves the choice to each candidate. Only whole series with a class are augmented: a regression target
+may depend on the amplitude, and token ids are no series.
 """
 
 from __future__ import annotations

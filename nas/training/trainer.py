@@ -236,6 +236,10 @@ class Session:
     """
 
     def __init__(self, trainer: Trainer, model: nn.Module, config: TrainConfig):
+        spec = trainer.input_spec
+        if config.augment != "none" and (spec.target != "classification" or spec.per_token):
+            raise ValueError(f"augment={config.augment!r} keeps a series' class, not a regression target or "
+                             f"per-token labels; this task's target is {spec.target}: use augment='none'")
         self.trainer, self.model, self.config = trainer, model, config
         self.shuffle = torch.Generator().manual_seed(config.seed)
         model.to(trainer.device).train()

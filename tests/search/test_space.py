@@ -248,6 +248,8 @@ def test_augmentation_is_drawn_for_whole_series_only_and_refuses_unknown_names()
     tokens = list(random_trials(10))
     assert {space.sample(t, TOKENS)[1].augment for t in tokens} == {"none"}
     assert not any("augment" in name for t in tokens for name in t.params), "token ids never draw it"
+    regression = InputSpec(seq_len=8, features=2, num_outputs=1, target="regression")
+    assert {space.sample(t, regression)[1].augment for t in random_trials(10)} == {"none"}
     assert {load_space("default").sample(t, SERIES)[1].augment for t in random_trials(5)} == {"none"}
     with pytest.raises(SpaceError, match=r"train.augment.*'flip'.*scale_jitter_slice"):
         SearchSpace.from_dict({"train": {"augment": ["none", "flip"]}})

@@ -57,6 +57,12 @@ def test_token_ids_and_unknown_names_are_refused_with_what_is_allowed():
         TrainConfig(augment="flip")
 
 
+def test_a_regression_task_refuses_augmentation_before_training():
+    trainer = Trainer(task("regression"), "cpu")
+    with pytest.raises(ValueError, match=r"augment='scale_jitter_slice' keeps a series' class.*target is regression"):
+        trainer.fit(build_model(SPEC, trainer.input_spec, seed=0), TrainConfig(max_epochs=1, augment=NAME))
+
+
 def test_an_augmented_run_learns_and_differs_from_a_plain_one():
     trainer = Trainer(task(), "cpu")
     augmented, plain = (trainer.fit(build_model(SPEC, trainer.input_spec, seed=0),
