@@ -72,6 +72,7 @@ enough for a CPU; ``mqar`` names it here."""
 TASKS = (*UCR_TASKS, MQAR)
 QUICK_TASKS = ("ucr:ItalyPowerDemand",)
 PUBLISHED = ("InceptionTime", "HIVE-COTE 2")
+STUDY_FILE = "study.db"  # each task's study, beside its export
 PARAM_TOLERANCE = 0.25  # the baseline's parameter count is within this share of the searched model's
 BASELINE_HEADS = 4
 BASELINE_FF_MULTS = (4, 2, 1)  # 4 is the stock Transformer's; smaller ones fill the gaps between widths
@@ -162,6 +163,7 @@ def _write(rows: list[dict[str, Any]], budget: Budget, device: str, out_dir: Pat
 def task_row(name: str, budget: Budget, work: Path, export_dir: Path, device: str) -> dict[str, Any]:
     """One task: search, export the final model, and run the same-size Transformer and MiniRocket beside it."""
     study, outcome, seconds, best = search(name, budget, work, device)
+    keep_study(study.study_name, outcome.storage, export_dir / STUDY_FILE)
     start = time.perf_counter()
     exported = export_trial(study, export_dir, results_dir=work, top_k=budget.top_k, seeds=budget.seeds, force=True,
                             device=device)
@@ -193,6 +195,14 @@ def task_row(name: str, budget: Budget, work: Path, export_dir: Path, device: st
             row["note"] = "; ".join(filter(None, [row["note"], "recall near chance: too short a search to learn "
                                                                "mqar, so the softmax verdict says little"]))
     return row
+
+
+def keep_study(name: str, storage: str, path: Path) -> None:
+    """Copy study ``name`` from the suite's scratch storage to ``path`` (SQLite), replacing an earlier run's: the
+    draw's trials stay for ``scripts/report.py``, and for judging another selection rule on them afterwards."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=f"sqlite:///{path}")
 
 
 def say(line: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import optuna
 import pandas as pd
 import pytest
 
@@ -38,7 +39,11 @@ def test_quick_quality_run_on_italy_power_demand(tmp_path, capsys):
     assert row["gap_to_best_published"] == pytest.approx(row["test_acc"] - max(row[m] for m in PUBLISHED))
     assert abs(row["baseline_params"] / row["params"] - 1) <= PARAM_TOLERANCE
     assert row["budget"] == budget_for(True, None, None, seed=1).describe()
-    assert (tmp_path / "quality" / "ucr-ItalyPowerDemand" / "arch.json").is_file()  # the export itself
+    export = tmp_path / "quality" / "ucr-ItalyPowerDemand"
+    assert (export / "arch.json").is_file()  # the export itself
+    kept = optuna.load_study(study_name="quality-ucr-ItalyPowerDemand", storage=f"sqlite:///{export / 'study.db'}")
+    assert len(kept.trials) >= row["trials_run"] and kept.user_attrs["seed"] == 1  # the draw's study outlives its run
+    assert kept.trials[row["winner_trial"]].user_attrs["arch"]
     assert (tmp_path / "quality_seed1.png").stat().st_size > 10_000 and not (tmp_path / "quality.csv").exists()
     assert len(table) == 1
     assert "prefers_softmax" not in written.columns  # the softmax verdict belongs to mqar rows alone
