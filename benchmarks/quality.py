@@ -198,11 +198,14 @@ def task_row(name: str, budget: Budget, work: Path, export_dir: Path, device: st
 
 
 def keep_study(name: str, storage: str, path: Path) -> None:
-    """Copy study ``name`` from the suite's scratch storage to ``path`` (SQLite), replacing an earlier run's: the
-    draw's trials stay for ``scripts/report.py``, and for judging another selection rule on them afterwards."""
+    """Copy study ``name`` from the suite's scratch storage to ``path`` (SQLite), replacing an earlier run's only
+    once the copy is whole: the draw's trials stay for ``scripts/report.py``, and for judging another selection
+    rule on them afterwards."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=f"sqlite:///{path}")
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=f"sqlite:///{partial}")
+    partial.replace(path)
 
 
 def say(line: str) -> None:
