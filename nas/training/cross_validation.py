@@ -6,6 +6,11 @@ few series move the mean by a whole series per epoch, so the raw curve's maximum
 plateau. Scored by that spike, a candidate looks better than it is, noisy candidates look best of all, and the
 final retrain stops where the plateau first falls more than a standard error below the spike.
 
+The window is a share of the schedule the run trains: the budget, or the span a time limit fitted it to. A trailing
+mean lags a climbing curve by half its window; a window set by the budget alone lags a schedule fitted short by a
+large share of its training, and so scores the costly candidates that a time limit cuts (wide stems on long
+series) under the curve they reached, while cheaper candidates that fit more of their schedule are not.
+
 >>> trainers = [Trainer(fold, "cpu") for fold in cv_folds(task, 5, seed=0)]  # once per search, not per trial
 >>> result = fit_folds(trainers, lambda: build_model(spec, task.input_spec, seed=0), config)
 >>> result.best_metric, result.val_std, result.best_epoch
@@ -48,7 +53,7 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
     runs = [Session(trainer, make_model(), config) for trainer in trainers]
     result = FitResult(trainers[0].metric)
     best_states: list[dict[str, torch.Tensor]] = []
-    window = result.smoothing = smoothing_window(config.max_epochs)
+    window = smoothing_window(runs[0].epochs)
     fold_curves: list[list[float]] = [[] for _ in runs]
     smoothed: list[float] = []
     start = time.perf_counter()
@@ -75,6 +80,12 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
         result.val_history.append(mean)
         for curve, value in zip(fold_curves, values):
             curve.append(value)
+        if smoothing_window(runs[0].epochs) != window:  # the schedule was fitted shorter: so is the window
+            window = smoothing_window(runs[0].epochs)
+            smoothed = [_tail_mean(result.val_history[:end], window) for end in range(1, epoch)]
+            if result.best_epoch is not None:  # the held best is rescored; earlier epochs are not re-ranked
+                result.best_metric = smoothed[result.best_epoch - 1]
+                result.fold_metrics = [_tail_mean(curve[:result.best_epoch], window) for curve in fold_curves]
         fold_means = [_tail_mean(curve, window) for curve in fold_curves]
         smoothed.append(_tail_mean(result.val_history, window))
         if trainers[0].improves(smoothed[-1], result.best_metric) or smoothed[-1] == result.best_metric:
@@ -88,6 +99,7 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
         fit_schedule(runs, result.epoch_seconds, deadline)
         epoch += 1
     note_fitted_schedule(result, runs[0], config)
+    result.smoothing = window
     if result.fold_metrics is not None:
         result.retrain_epochs = last_within_noise(smoothed, result.fold_metrics, trainers[0].larger_is_better)
     result.train_seconds = time.perf_counter() - start
@@ -108,10 +120,10 @@ def _tail_mean(curve: list[float], window: int) -> float:
     return sum(tail) / len(tail)
 
 
-def smoothing_window(max_epochs: int) -> int:
-    """Epochs in the trailing mean that picks the best epoch: a twentieth of the budget, from 1 (short runs, whose
-    every epoch matters) to 10 (long runs, whose noise does)."""
-    return max(1, min(MAX_WINDOW, max_epochs // 20))
+def smoothing_window(epochs: int) -> int:
+    """Epochs in the trailing mean that picks the best epoch: a twentieth of the schedule's span, from 1 (short
+    runs, whose every epoch matters) to 10 (long runs, whose noise does)."""
+    return max(1, min(MAX_WINDOW, epochs // 20))
 
 
 def last_within_noise(curve: list[float], best_folds: list[float], larger_is_better: bool = True) -> int:

@@ -82,6 +82,19 @@ def test_a_binding_time_limit_fits_every_folds_schedule(monkeypatch):
     assert result.steps == sum(result.epochs * math.ceil(len(f.train) / 8) for f in folds())
 
 
+def test_a_schedule_fitted_short_is_scored_with_a_window_of_its_own_span(monkeypatch):
+    """A 200-epoch budget smooths over 10 epochs; fitted to a few, the run is scored as a run of a few epochs, not
+    by a trailing mean that lags its climbing curve by half of its training."""
+    tick(monkeypatch, trainer_module, cross_validation)
+    config = TrainConfig(max_epochs=200, batch_size=8, lr=3e-3, seed=1, time_limit=1000)
+    result = fit_folds(folds(), make, config)
+    window = smoothing_window(result.schedule_epochs)
+    assert result.smoothing == window < smoothing_window(200)
+    smoothed = trailing(result.val_history, window)
+    assert result.best_metric == pytest.approx(max(smoothed), abs=1e-9)
+    assert result.retrain_epochs == last_within_noise(smoothed, result.fold_metrics)
+
+
 def test_the_retrain_takes_the_last_epoch_the_folds_cannot_tell_from_the_best():
     folds = [0.7, 0.9, 0.8, 0.8]  # standard error 0.041 at the best epoch
     assert last_within_noise([0.5, 0.8, 0.7, 0.78, 0.6], folds) == 4
