@@ -80,8 +80,9 @@ def fit_folds(trainers: list[Trainer], make_model: Callable[[], nn.Module], conf
         result.val_history.append(mean)
         for curve, value in zip(fold_curves, values):
             curve.append(value)
-        if smoothing_window(runs[0].epochs) != window:  # the schedule was fitted shorter: so is the window
-            window = smoothing_window(runs[0].epochs)
+        fitted = smoothing_window(runs[0].epochs)
+        if fitted != window:  # the schedule was fitted shorter: so is the window
+            window = fitted
             smoothed = [_tail_mean(result.val_history[:end], window) for end in range(1, epoch)]
             if result.best_epoch is not None:  # the held best is rescored; earlier epochs are not re-ranked
                 result.best_metric = smoothed[result.best_epoch - 1]
